@@ -1,0 +1,264 @@
+//! `connector-host`: runs an identity-governance connector component in a
+//! wasmtime sandbox, the way a connector marketplace runs third-party
+//! plugins. It knows the `idgov:connector` contract and nothing of any
+//! particular application: credentials go in through `wasi:config`, requests
+//! come out through `wasi:http` and an allow-list, and the results are
+//! written as one file.
+
+mod bindings;
+mod config;
+mod connector;
+mod errors;
+mod outbound;
+mod output;
+mod retry;
+mod runtime;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Secrets;
+use crate::connector::Connector;
+use crate::runtime::{Limits, Runtime};
+
+#[derive(Parser)]
+#[command(name = "connector-host", version, about = "Run an identity-governance connector component in a sandbox")]
+struct Cli {
+    /// The connector component (.wasm). Default: the Ironclad component that `make build` produced.
+    #[arg(long, global = true, env = "CONNECTOR_COMPONENT")]
+    component: Option<PathBuf>,
+
+    /// A connector setting, NAME=VALUE (repeatable). Also read from BATON_<NAME> (upper case, - as _).
+    #[arg(long = "config", short = 'c', global = true, value_name = "NAME=VALUE")]
+    config: Vec<String>,
+
+    /// Log level for stderr: error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "info", env = "CONNECTOR_LOG")]
+    log_level: String,
+
+    /// Memory the component may use, in MiB.
+    #[arg(long, global = true, default_value_t = 256)]
+    memory_mb: usize,
+
+    /// Bound on one call into the component (guest CPU and HTTP waits), in seconds.
+    #[arg(long, global = true, default_value_t = 300)]
+    call_timeout_secs: u64,
+
+    /// Outbound connect timeout, in seconds.
+    #[arg(long, global = true, default_value_t = 10)]
+    connect_timeout_secs: u64,
+
+    /// Outbound timeout to the first byte of a response, in seconds.
+    #[arg(long, global = true, default_value_t = 60)]
+    first_byte_timeout_secs: u64,
+
+    /// Outbound timeout between bytes of a response, in seconds.
+    #[arg(long, global = true, default_value_t = 30)]
+    between_bytes_timeout_secs: u64,
+
+    /// Retries of a rate-limited or unavailable page.
+    #[arg(long, global = true, default_value_t = 6)]
+    max_retries: u32,
+
+    /// First backoff step between retries, in milliseconds (doubles each retry, with jitter).
+    #[arg(long, global = true, default_value_t = 500)]
+    retry_base_ms: u64,
+
+    /// Total time one page may wait between retries, in seconds.
+    #[arg(long, global = true, default_value_t = 120)]
+    max_retry_wait_secs: u64,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the connector's metadata, configuration schema and resource types as JSON.
+    Metadata,
+    /// Check the configuration and credentials against the application.
+    Validate,
+    /// Sync every resource, entitlement and grant into a file.
+    Sync {
+        /// Output file; written atomically.
+        #[arg(short = 'f', long = "file", default_value = "sync.json")]
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut secrets = Secrets::default();
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = run(cli, &mut secrets) => r,
+            _ = shutdown_signal() => Err(anyhow::anyhow!(
+                "interrupted: stopped before finishing; any previous output file is untouched"
+            )),
+        }
+    });
+    // The runtime may hold a component mid-call; don't wait for it.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", secrets.scrub(&one_line(&e)));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
+    let path = match &cli.component {
+        Some(p) => p.clone(),
+        None => runtime::default_component_path().context(
+            "no --component given and no built Ironclad component found: run `make build` or pass --component PATH",
+        )?,
+    };
+    let limits = Limits {
+        memory_bytes: cli.memory_mb.saturating_mul(1 << 20),
+        call_timeout: Duration::from_secs(cli.call_timeout_secs),
+        http: outbound::Timeouts {
+            connect: Duration::from_secs(cli.connect_timeout_secs),
+            first_byte: Duration::from_secs(cli.first_byte_timeout_secs),
+            between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
+        },
+    };
+    let runtime = Runtime::load(&path, limits)?;
+    let (meta, types) = connector::metadata(&runtime).await?;
+
+    if let Command::Metadata = cli.command {
+        let doc = metadata_json(&meta, &types);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+
+    let resolved = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())?;
+    *secrets = resolved.secrets.clone();
+    let mut conn = Connector::open(&runtime, resolved.values).await?;
+
+    match cli.command {
+        Command::Metadata => Ok(()),
+        Command::Validate => {
+            let who = conn.validate().await??;
+            println!("ok: {who}");
+            Ok(())
+        }
+        Command::Sync { file } => {
+            let policy = retry::RetryPolicy {
+                max_retries: cli.max_retries,
+                base_delay: Duration::from_millis(cli.retry_base_ms),
+                max_delay: Duration::from_secs(30),
+                max_total_wait: Duration::from_secs(cli.max_retry_wait_secs),
+            };
+            let requests = runtime.requests.clone();
+            let report = sync::run(&mut conn, &meta, &policy, || requests.load(Ordering::Relaxed))
+                .await
+                .context("sync failed")?;
+            output::write_json(&file, &report.output)?;
+            print_summary(&report.output, &file);
+            Ok(())
+        }
+    }
+}
+
+fn metadata_json(
+    meta: &bindings::Metadata,
+    types: &[bindings::ResourceType],
+) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "display_name": meta.display_name,
+        "description": meta.description,
+        "version": meta.version,
+        "contract": format!("idgov:connector@{}", bindings::CONTRACT_VERSION),
+        "config_schema": meta.config_schema.iter().map(|f| json!({
+            "name": f.name,
+            "env": config::env_name(&f.name),
+            "description": f.description,
+            "required": f.required,
+            "secret": f.secret,
+            "default": f.default,
+            "allowed_values": f.allowed_values,
+        })).collect::<Vec<_>>(),
+        "outbound_hosts": meta.outbound_hosts,
+        "capabilities": meta.capabilities.iter().map(|c| {
+            let mut names = Vec::new();
+            let f = c.capabilities;
+            use bindings::exports::idgov::connector::types::Capabilities as C;
+            for (flag, name) in [(C::SYNC, "sync"), (C::GRANT, "grant"), (C::REVOKE, "revoke"), (C::CREATE_ACCOUNT, "create_account"), (C::DELETE, "delete")] {
+                if f.contains(flag) { names.push(name); }
+            }
+            json!({"resource_type": c.resource_type, "capabilities": names})
+        }).collect::<Vec<_>>(),
+        "resource_types": types.iter().map(output::ResourceType::from).collect::<Vec<_>>(),
+    })
+}
+
+fn print_summary(out: &output::SyncOutput, file: &std::path::Path) {
+    let s = &out.stats;
+    println!(
+        "synced {} {} into {} in {:.2} s",
+        out.connector.display_name,
+        out.connector.version,
+        file.display(),
+        s.elapsed_ms as f64 / 1000.0
+    );
+    for (t, n) in &s.resources {
+        println!("  {t:<14} {n:>9} resources");
+    }
+    println!("  {:<14} {:>9}", "entitlements", s.entitlements);
+    println!("  {:<14} {:>9}", "grants", s.grants);
+    println!(
+        "  {:<14} {:>9}   (retries {}, duplicates skipped {})",
+        "http requests", s.http_requests, s.retries, s.duplicates_skipped
+    );
+}
