@@ -10,7 +10,7 @@ BENCH_GROUPS      ?= 5000
 BENCH_MEMBERSHIPS ?= 500000
 BENCH_LATENCY_MS  ?= 0
 
-.PHONY: all setup component build test lint demo bench clean
+.PHONY: all setup component fixtures build test lint demo bench clean
 
 all: build
 
@@ -20,6 +20,10 @@ setup:
 
 component: setup
 	$(CARGO) build -p ironclad-connector --release --target wasm32-wasip2
+
+# Misbehaving guest components the sandbox tests run, built from source.
+fixtures: setup
+	$(CARGO) build -p rogue-connector --release --target wasm32-wasip2
 
 build: component
 	$(CARGO) build --release -p connector-host -p ironclad-sim
@@ -32,7 +36,7 @@ lint: setup
 
 # End-to-end tests run the debug host and simulator against the release
 # component (the one that ships).
-test: lint component
+test: lint component fixtures
 	$(CARGO) build -p connector-host -p ironclad-sim
 	$(CARGO) test --workspace
 

@@ -153,6 +153,7 @@ fn init_logging(level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -177,7 +178,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
 
     if let Command::Metadata = cli.command {
         let doc = metadata_json(&meta, &types);
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        emit(&serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
 
@@ -189,7 +190,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         Command::Metadata => Ok(()),
         Command::Validate => {
             let who = conn.validate().await??;
-            println!("ok: {who}");
+            emit(&format!("ok: {who}"));
             Ok(())
         }
         Command::Sync { file } => {
@@ -208,6 +209,12 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints a result on stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 fn metadata_json(

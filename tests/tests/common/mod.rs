@@ -1,0 +1,168 @@
+//! Runs the real `connector-host` binary against a simulator on loopback.
+//! `make test` builds the host (debug) and the component (release) first.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ironclad_sim::{SimConfig, Simulator, TenantSpec};
+
+/// `target/` of this workspace, found from the test binary itself
+/// (`target/debug/deps/e2e-…`), so a custom CARGO_TARGET_DIR works too.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target dir above target/debug/deps")
+        .to_path_buf()
+}
+
+pub fn host_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("connector-host");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `make test` (it builds the host before the tests)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn ironclad_component() -> PathBuf {
+    let p = target_dir().join("wasm32-wasip2/release/ironclad_connector.wasm");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make test` (it builds the component before the tests)",
+        p.display()
+    );
+    p
+}
+
+pub fn fixture_component(name: &str) -> PathBuf {
+    let p = target_dir().join(format!("wasm32-wasip2/release/{name}.wasm"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make test` (it builds the fixture components before the tests)",
+        p.display()
+    );
+    p
+}
+
+pub fn sim(users: usize, groups: usize, memberships: usize) -> Simulator {
+    Simulator::start(SimConfig {
+        tenant: TenantSpec {
+            users,
+            groups,
+            memberships,
+            seed: 7,
+        },
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(
+            self.ok(),
+            "host failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The error line the host printed (the last line of stderr).
+    pub fn error_line(&self) -> String {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("no error line in stderr:\n{}", self.stderr))
+            .to_string()
+    }
+}
+
+/// A host invocation with the simulator's credentials in the `BATON_*`
+/// variables, as a deployment would set them. The process environment is
+/// cleared so nothing from the developer's shell leaks in.
+pub struct Host {
+    cmd: Command,
+    component: PathBuf,
+}
+
+impl Host {
+    pub fn new() -> Host {
+        let mut cmd = Command::new(host_bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_BACKTRACE", "0")
+            .args(["--retry-base-ms", "20"]);
+        Host {
+            cmd,
+            component: ironclad_component(),
+        }
+    }
+
+    pub fn for_sim(sim: &Simulator) -> Host {
+        let mut h = Host::new();
+        h.cmd
+            .env("BATON_IC_CLIENT_ID", sim.client_id())
+            .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
+            .env("BATON_AS_USER_EMAIL", sim.admin_email())
+            .env("BATON_BASE_URL", sim.base_url());
+        h
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Host {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Host {
+        self.cmd.env_remove(k);
+        self
+    }
+
+    pub fn component(mut self, path: &Path) -> Host {
+        self.component = path.to_path_buf();
+        self
+    }
+
+    pub fn run(mut self, args: &[&str]) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self
+            .cmd
+            .arg("--component")
+            .arg(&self.component)
+            .args(args)
+            .output()
+            .expect("run connector-host");
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read output")).expect("valid JSON output")
+}
