@@ -9,8 +9,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::idgov::connector::types::{
-    AccountStatus, ConfigField, ConnectorError, ConnectorMetadata as Metadata, Entitlement, Grant, Purpose,
-    Resource, ResourceId, ResourceTrait, ResourceType,
+    AccountStatus, ConfigField, ConnectorError, ConnectorMetadata as Metadata, Entitlement, Grant,
+    Purpose, Resource, ResourceId, ResourceTrait, ResourceType,
 };
 
 /// The WIT package version this host speaks.

@@ -88,7 +88,11 @@ pub fn resolve(
             continue;
         };
         if !field.allowed_values.is_empty() && !field.allowed_values.contains(&value) {
-            let shown = if field.secret { "[redacted]" } else { value.as_str() };
+            let shown = if field.secret {
+                "[redacted]"
+            } else {
+                value.as_str()
+            };
             bail!(
                 "setting {} is {shown:?}; it must be one of: {}",
                 field.name,
@@ -108,7 +112,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn field(name: &str, required: bool, secret: bool, default: Option<&str>, allowed: &[&str]) -> ConfigField {
+    fn field(
+        name: &str,
+        required: bool,
+        secret: bool,
+        default: Option<&str>,
+        allowed: &[&str],
+    ) -> ConfigField {
         ConfigField {
             name: name.into(),
             description: format!("the {name}"),
@@ -123,7 +133,13 @@ mod tests {
         vec![
             field("ic-client-id", true, false, None, &[]),
             field("ic-client-secret", true, true, None, &[]),
-            field("environment", false, false, Some("na1"), &["na1", "eu1", "demo"]),
+            field(
+                "environment",
+                false,
+                false,
+                Some("na1"),
+                &["na1", "eu1", "demo"],
+            ),
         ]
     }
 
@@ -150,19 +166,33 @@ mod tests {
     fn a_missing_required_field_is_named_with_its_variable() {
         let err = resolve(&schema(), &["ic-client-id=a".into()], |_| None).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("ic-client-secret") && msg.contains("BATON_IC_CLIENT_SECRET"), "{msg}");
+        assert!(
+            msg.contains("ic-client-secret") && msg.contains("BATON_IC_CLIENT_SECRET"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn values_outside_the_allowed_set_are_refused() {
-        let flags = ["ic-client-id=a".into(), "ic-client-secret=b".into(), "environment=mars".into()];
-        let msg = resolve(&schema(), &flags, |_| None).unwrap_err().to_string();
-        assert!(msg.contains("mars") && msg.contains("na1, eu1, demo"), "{msg}");
+        let flags = [
+            "ic-client-id=a".into(),
+            "ic-client-secret=b".into(),
+            "environment=mars".into(),
+        ];
+        let msg = resolve(&schema(), &flags, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("mars") && msg.contains("na1, eu1, demo"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_flags_are_refused() {
-        let msg = resolve(&schema(), &["colour=red".into()], |_| None).unwrap_err().to_string();
+        let msg = resolve(&schema(), &["colour=red".into()], |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("no such setting"), "{msg}");
     }
 
@@ -170,7 +200,10 @@ mod tests {
     fn secrets_are_not_echoed_in_errors() {
         let mut s = schema();
         s[1].allowed_values = vec!["x".into()];
-        let flags = ["ic-client-id=a".into(), "ic-client-secret=topsecretvalue".into()];
+        let flags = [
+            "ic-client-id=a".into(),
+            "ic-client-secret=topsecretvalue".into(),
+        ];
         let msg = resolve(&s, &flags, |_| None).unwrap_err().to_string();
         assert!(!msg.contains("topsecretvalue"), "{msg}");
     }

@@ -4,7 +4,10 @@
 
 use anyhow::Context as _;
 
-use crate::bindings::exports::idgov::connector::types::{EntitlementPage, GrantPage, ResourcePage};
+use crate::bindings::exports::idgov::connector::types::{
+    AccountInfo, CreateAccountOutcome, CredentialOption, EntitlementPage, EntitlementRef, Grant,
+    GrantOutcome, GrantPage, ResourcePage, RevokeOutcome,
+};
 use crate::bindings::{Metadata, ResourceId, ResourceType};
 use crate::errors::CallError;
 use crate::outbound::{vet_declared, Origin};
@@ -21,7 +24,9 @@ pub struct Connector {
 pub async fn metadata(runtime: &Runtime) -> anyhow::Result<(Metadata, Vec<ResourceType>)> {
     let mut inst = runtime.instantiate(Vec::new()).await?;
     let meta = inst
-        .call("metadata", async |b, s| b.idgov_connector_sync().call_metadata(s).await)
+        .call("metadata", async |b, s| {
+            b.idgov_connector_sync().call_metadata(s).await
+        })
         .await?;
     let types = inst
         .call("resource-types", async |b, s| {
@@ -62,7 +67,9 @@ impl Connector {
     pub async fn validate(&mut self) -> CallResult<String> {
         Ok(self
             .inst
-            .call("validate", async |b, s| b.idgov_connector_sync().call_validate(s).await)
+            .call("validate", async |b, s| {
+                b.idgov_connector_sync().call_validate(s).await
+            })
             .await?
             .map_err(CallError))
     }
@@ -110,11 +117,74 @@ impl Connector {
             .map_err(CallError))
     }
 
-    pub async fn list_grants(&mut self, resource: &ResourceId, token: Option<&str>) -> CallResult<GrantPage> {
+    pub async fn list_grants(
+        &mut self,
+        resource: &ResourceId,
+        token: Option<&str>,
+    ) -> CallResult<GrantPage> {
         Ok(self
             .inst
             .call("list-grants", async |b, s| {
-                b.idgov_connector_sync().call_list_grants(s, resource, token).await
+                b.idgov_connector_sync()
+                    .call_list_grants(s, resource, token)
+                    .await
+            })
+            .await?
+            .map_err(CallError))
+    }
+}
+
+/// Provisioning calls; the host checks the operator's switch before any.
+impl Connector {
+    pub async fn grant(
+        &mut self,
+        principal: &ResourceId,
+        entitlement: &EntitlementRef,
+    ) -> CallResult<GrantOutcome> {
+        Ok(self
+            .inst
+            .call("grant", async |b, s| {
+                b.idgov_connector_provisioning()
+                    .call_grant(s, principal, entitlement)
+                    .await
+            })
+            .await?
+            .map_err(CallError))
+    }
+
+    pub async fn revoke(&mut self, grant: &Grant) -> CallResult<RevokeOutcome> {
+        Ok(self
+            .inst
+            .call("revoke", async |b, s| {
+                b.idgov_connector_provisioning().call_revoke(s, grant).await
+            })
+            .await?
+            .map_err(CallError))
+    }
+
+    pub async fn create_account(
+        &mut self,
+        info: &AccountInfo,
+        credential: CredentialOption,
+    ) -> CallResult<CreateAccountOutcome> {
+        Ok(self
+            .inst
+            .call("create-account", async move |b, s| {
+                b.idgov_connector_provisioning()
+                    .call_create_account(s, info, credential)
+                    .await
+            })
+            .await?
+            .map_err(CallError))
+    }
+
+    pub async fn delete_resource(&mut self, id: &ResourceId) -> CallResult<()> {
+        Ok(self
+            .inst
+            .call("delete-resource", async |b, s| {
+                b.idgov_connector_provisioning()
+                    .call_delete_resource(s, id)
+                    .await
             })
             .await?
             .map_err(CallError))

@@ -51,8 +51,17 @@ mod tests {
             retry_after_ms: Some(1500),
         }));
         assert_eq!(rl.retry_hint(), Some(Some(Duration::from_millis(1500))));
-        assert_eq!(CallError(ConnectorError::Unavailable("503".into())).retry_hint(), Some(None));
-        assert_eq!(CallError(ConnectorError::PermissionDenied("no".into())).retry_hint(), None);
-        assert_eq!(CallError(ConnectorError::InvalidArgument("no".into())).retry_hint(), None);
+        assert_eq!(
+            CallError(ConnectorError::Unavailable("503".into())).retry_hint(),
+            Some(None)
+        );
+        assert_eq!(
+            CallError(ConnectorError::PermissionDenied("no".into())).retry_hint(),
+            None
+        );
+        assert_eq!(
+            CallError(ConnectorError::InvalidArgument("no".into())).retry_hint(),
+            None
+        );
     }
 }

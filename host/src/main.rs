@@ -6,11 +6,14 @@
 //! written as one file.
 
 mod bindings;
+mod c1z;
 mod config;
 mod connector;
 mod errors;
+mod inspect;
 mod outbound;
 mod output;
+mod provision;
 mod retry;
 mod runtime;
 mod sync;
@@ -23,12 +26,20 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::bindings::exports::idgov::connector::types::{
+    AccountInfo, AccountProfile, CreateAccountOutcome, CredentialOption, Email, GrantOutcome,
+    RandomPassword, RevokeOutcome,
+};
 use crate::config::Secrets;
 use crate::connector::Connector;
 use crate::runtime::{Limits, Runtime};
 
 #[derive(Parser)]
-#[command(name = "connector-host", version, about = "Run an identity-governance connector component in a sandbox")]
+#[command(
+    name = "connector-host",
+    version,
+    about = "Run an identity-governance connector component in a sandbox"
+)]
 struct Cli {
     /// The connector component (.wasm). Default: the Ironclad component that `make build` produced.
     #[arg(long, global = true, env = "CONNECTOR_COMPONENT")]
@@ -74,6 +85,10 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 120)]
     max_retry_wait_secs: u64,
 
+    /// Allow commands that change the application (grant, revoke, create-account, delete-resource).
+    #[arg(long, global = true, env = "BATON_PROVISIONING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    provisioning: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -84,12 +99,60 @@ enum Command {
     Metadata,
     /// Check the configuration and credentials against the application.
     Validate,
+    /// Give an entitlement to a principal (needs --provisioning).
+    Grant {
+        /// The entitlement id, TYPE:ID:SLUG (e.g. group:<group id>:member).
+        #[arg(long)]
+        entitlement: String,
+        /// The principal, TYPE:ID (e.g. user:<user id>).
+        #[arg(long)]
+        principal: String,
+    },
+    /// Take a grant away (needs --provisioning).
+    Revoke {
+        /// The grant id, TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID.
+        #[arg(long)]
+        grant: String,
+    },
+    /// Create an account (needs --provisioning). A generated password goes only to a vault.
+    CreateAccount {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        given_name: String,
+        #[arg(long)]
+        family_name: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        /// Set no password (SSO tenants).
+        #[arg(long)]
+        no_password: bool,
+        /// Length of the generated password.
+        #[arg(long, default_value_t = 24)]
+        password_length: u32,
+        /// Write the credential to this new file (mode 0600; never overwritten).
+        #[arg(long, value_name = "PATH")]
+        credentials_out: Option<PathBuf>,
+        /// Encrypt the credential to this age public key (age1…): into --credentials-out, or to stdout.
+        #[arg(long, value_name = "AGE_PUBLIC_KEY")]
+        age_recipient: Option<String>,
+    },
+    /// Delete a resource (needs --provisioning), e.g. user:<id>.
+    DeleteResource {
+        /// The resource, TYPE:ID.
+        #[arg(long)]
+        resource: String,
+    },
     /// Sync every resource, entitlement and grant into a file.
     Sync {
-        /// Output file; written atomically.
-        #[arg(short = 'f', long = "file", default_value = "sync.json")]
+        /// Output file, written atomically: a c1z (keeping the file's two previous syncs), or JSON for a `.json` name.
+        #[arg(short = 'f', long = "file", default_value = "sync.c1z")]
         file: PathBuf,
     },
+    /// Read a sync output (c1z or JSON): resources, entitlements, grants, stats, syncs, diff.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -130,7 +193,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => {},
@@ -158,6 +224,10 @@ fn init_logging(level: &str) {
 }
 
 async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
+    // Reading a file needs no component and no credentials.
+    if let Command::Inspect(args) = &cli.command {
+        return inspect::run(args);
+    }
     let path = match &cli.component {
         Some(p) => p.clone(),
         None => runtime::default_component_path().context(
@@ -173,6 +243,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
         },
     };
+    let vault = preflight(&cli)?;
     let runtime = Runtime::load(&path, limits)?;
     let (meta, types) = connector::metadata(&runtime).await?;
 
@@ -187,7 +258,112 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let mut conn = Connector::open(&runtime, resolved.values).await?;
 
     match cli.command {
-        Command::Metadata => Ok(()),
+        Command::Metadata | Command::Inspect(_) => Ok(()),
+        Command::Grant {
+            entitlement,
+            principal,
+        } => {
+            let entitlement = provision::parse_entitlement_id(&entitlement)?;
+            let principal = provision::parse_resource_id(&principal)?;
+            let line = match conn.grant(&principal, &entitlement).await?? {
+                GrantOutcome::Granted(g) => format!("granted {}", g.id),
+                GrantOutcome::AlreadyGranted => format!(
+                    "already granted {}:{}:{}",
+                    entitlement.id, principal.resource_type, principal.resource
+                ),
+            };
+            emit(&line);
+            Ok(())
+        }
+        Command::Revoke { grant } => {
+            let grant = provision::parse_grant_id(&grant)?;
+            let line = match conn.revoke(&grant).await?? {
+                RevokeOutcome::Revoked => format!("revoked {}", grant.id),
+                RevokeOutcome::AlreadyRevoked => format!("already revoked {}", grant.id),
+            };
+            emit(&line);
+            Ok(())
+        }
+        Command::DeleteResource { resource } => {
+            let id = provision::parse_resource_id(&resource)?;
+            conn.delete_resource(&id).await??;
+            emit(&format!("deleted {resource}"));
+            Ok(())
+        }
+        Command::CreateAccount {
+            email,
+            given_name,
+            family_name,
+            title,
+            department,
+            no_password,
+            password_length,
+            ..
+        } => {
+            let info = AccountInfo {
+                login: email.clone(),
+                emails: vec![Email {
+                    address: email,
+                    primary: true,
+                }],
+                profile: AccountProfile {
+                    given_name: Some(given_name),
+                    family_name: Some(family_name),
+                    title,
+                    department,
+                },
+            };
+            let credential = if no_password {
+                CredentialOption::NoPassword
+            } else {
+                CredentialOption::RandomPassword(RandomPassword {
+                    length: password_length,
+                    min_lower: 1,
+                    min_upper: 1,
+                    min_digits: 1,
+                    min_special: 1,
+                })
+            };
+            let outcome = match conn.create_account(&info, credential).await {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    vault.map(provision::Vault::discard);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    vault.map(provision::Vault::discard);
+                    return Err(e);
+                }
+            };
+            match outcome {
+                CreateAccountOutcome::Created(created) => {
+                    let id = &created.resource.id;
+                    let mut line = format!("created {}:{}", id.resource_type, id.resource);
+                    match (created.credential, vault) {
+                        (Some(c), Some(v)) => line += &format!(" ({})", v.store(&c)?),
+                        (Some(_), None) => anyhow::bail!(
+                            "the connector returned a password that has nowhere safe to go; it was not shown: reset it in the application"
+                        ),
+                        (None, v) => {
+                            v.map(provision::Vault::discard);
+                        }
+                    }
+                    emit(&line);
+                }
+                CreateAccountOutcome::AlreadyExists(r) => {
+                    vault.map(provision::Vault::discard);
+                    emit(&format!(
+                        "already exists {}:{}",
+                        r.id.resource_type, r.id.resource
+                    ));
+                }
+                CreateAccountOutcome::ActionRequired(msg) => {
+                    vault.map(provision::Vault::discard);
+                    emit(&format!("action required: {msg}"));
+                }
+            }
+            Ok(())
+        }
         Command::Validate => {
             let who = conn.validate().await??;
             emit(&format!("ok: {who}"));
@@ -200,15 +376,64 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 max_delay: Duration::from_secs(30),
                 max_total_wait: Duration::from_secs(cli.max_retry_wait_secs),
             };
+            let format = c1z::OutputFormat::for_path(&file);
+            format.check_target(&file)?;
             let requests = runtime.requests.clone();
-            let report = sync::run(&mut conn, &meta, &policy, || requests.load(Ordering::Relaxed))
-                .await
-                .context("sync failed")?;
-            output::write_json(&file, &report.output)?;
-            print_summary(&report.output, &file);
+            let report = sync::run(&mut conn, &meta, &policy, || {
+                requests.load(Ordering::Relaxed)
+            })
+            .await
+            .context("sync failed")?;
+            match format {
+                c1z::OutputFormat::Json => {
+                    output::write_json(&file, &report.output)?;
+                    print_summary(&report.output, &file);
+                }
+                c1z::OutputFormat::C1z => {
+                    let w = c1z::write(&file, &report.output)?;
+                    print_summary(&report.output, &file);
+                    println!(
+                        "  {:<14} {}   (previous syncs kept {}, dropped {})",
+                        "sync id", w.sync_id, w.kept, w.dropped
+                    );
+                }
+            }
             Ok(())
         }
     }
+}
+
+/// Checks made before the component is even loaded: the provisioning switch,
+/// and for account creation a safe place for the password.
+fn preflight(cli: &Cli) -> anyhow::Result<Option<provision::Vault>> {
+    let writes = matches!(
+        cli.command,
+        Command::Grant { .. }
+            | Command::Revoke { .. }
+            | Command::CreateAccount { .. }
+            | Command::DeleteResource { .. }
+    );
+    if writes && !cli.provisioning {
+        anyhow::bail!(
+            "provisioning is off: pass --provisioning or set BATON_PROVISIONING=true to let this command change the application"
+        );
+    }
+    if let Command::CreateAccount {
+        no_password,
+        credentials_out,
+        age_recipient,
+        ..
+    } = &cli.command
+    {
+        let vault = provision::Vault::open(credentials_out.as_deref(), age_recipient.as_deref())?;
+        if !no_password && vault.is_none() {
+            anyhow::bail!(
+                "create-account would generate a password with nowhere safe to put it: pass --credentials-out PATH and/or --age-recipient KEY (or --no-password for SSO tenants)"
+            );
+        }
+        return Ok(vault);
+    }
+    Ok(None)
 }
 
 /// Prints a result on stdout; a closed pipe (`| head`) is not an error.
@@ -217,10 +442,7 @@ fn emit(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-fn metadata_json(
-    meta: &bindings::Metadata,
-    types: &[bindings::ResourceType],
-) -> serde_json::Value {
+fn metadata_json(meta: &bindings::Metadata, types: &[bindings::ResourceType]) -> serde_json::Value {
     use serde_json::json;
     json!({
         "display_name": meta.display_name,

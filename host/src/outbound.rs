@@ -86,7 +86,8 @@ impl Timeouts {
     /// The guest may ask for shorter timeouts, never longer ones.
     fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
         let asked = asked.unwrap_or_default();
-        let pick = |guest: Option<Duration>, ours: Duration| Some(guest.map_or(ours, |g| g.min(ours)));
+        let pick =
+            |guest: Option<Duration>, ours: Duration| Some(guest.map_or(ours, |g| g.min(ours)));
         RequestOptions {
             connect_timeout: pick(asked.connect_timeout, self.connect),
             first_byte_timeout: pick(asked.first_byte_timeout, self.first_byte),
@@ -223,12 +224,24 @@ mod tests {
     #[test]
     fn requests_are_checked_against_the_exact_origin() {
         let mut p = OutboundPolicy::deny_all(Timeouts::default(), Arc::default());
-        assert!(p.check(&"https://a.example.com/x".parse().unwrap()).is_err());
+        assert!(p
+            .check(&"https://a.example.com/x".parse().unwrap())
+            .is_err());
         p.allow([Origin::parse("https://a.example.com").unwrap()]);
-        assert!(p.check(&"https://a.example.com/scim/v2/Users?count=1".parse().unwrap()).is_ok());
-        assert!(p.check(&"https://a.example.com:8443/x".parse().unwrap()).is_err());
+        assert!(p
+            .check(
+                &"https://a.example.com/scim/v2/Users?count=1"
+                    .parse()
+                    .unwrap()
+            )
+            .is_ok());
+        assert!(p
+            .check(&"https://a.example.com:8443/x".parse().unwrap())
+            .is_err());
         assert!(p.check(&"http://a.example.com/x".parse().unwrap()).is_err());
-        assert!(p.check(&"https://b.example.com/x".parse().unwrap()).is_err());
+        assert!(p
+            .check(&"https://b.example.com/x".parse().unwrap())
+            .is_err());
     }
 
     #[test]

@@ -40,7 +40,10 @@ impl RetryPolicy {
         }
         let exp = self
             .base_delay
-            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX))
+            .saturating_mul(
+                1u32.checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
             .min(self.max_delay);
         // Full jitter spreads many clients apart; keep at least half the
         // step so a retry is never immediate.
@@ -72,7 +75,9 @@ mod tests {
 
     #[test]
     fn grows_exponentially_up_to_the_cap() {
-        let d: Vec<_> = (1..=5).map(|a| p().delay(a, None, Duration::ZERO, 1.0).unwrap()).collect();
+        let d: Vec<_> = (1..=5)
+            .map(|a| p().delay(a, None, Duration::ZERO, 1.0).unwrap())
+            .collect();
         assert_eq!(d[0], Duration::from_millis(100));
         assert_eq!(d[1], Duration::from_millis(200));
         assert_eq!(d[2], Duration::from_millis(400));
@@ -82,19 +87,28 @@ mod tests {
 
     #[test]
     fn jitter_keeps_at_least_half() {
-        assert_eq!(p().delay(2, None, Duration::ZERO, 0.0).unwrap(), Duration::from_millis(100));
+        assert_eq!(
+            p().delay(2, None, Duration::ZERO, 0.0).unwrap(),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
     fn retry_after_is_honoured() {
-        let d = p().delay(1, Some(Duration::from_secs(2)), Duration::ZERO, 0.0).unwrap();
+        let d = p()
+            .delay(1, Some(Duration::from_secs(2)), Duration::ZERO, 0.0)
+            .unwrap();
         assert!(d >= Duration::from_secs(2));
     }
 
     #[test]
     fn attempts_and_total_wait_are_bounded() {
         assert!(p().delay(6, None, Duration::ZERO, 0.5).is_none());
-        assert!(p().delay(1, Some(Duration::from_secs(5)), Duration::ZERO, 0.5).is_none());
-        assert!(p().delay(3, None, Duration::from_millis(2900), 1.0).is_none());
+        assert!(p()
+            .delay(1, Some(Duration::from_secs(5)), Duration::ZERO, 0.5)
+            .is_none());
+        assert!(p()
+            .delay(3, None, Duration::from_millis(2900), 1.0)
+            .is_none());
     }
 }

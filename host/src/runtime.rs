@@ -116,7 +116,10 @@ impl Runtime {
         let component = Component::new(&engine, &bytes)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} is not a valid component", path.display()))?;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled component"
+        );
 
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -154,7 +157,9 @@ impl Runtime {
         config: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Instance> {
         let mut wasi = WasiCtx::builder();
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -231,10 +236,13 @@ impl Instance {
         f: impl AsyncFnOnce(&ConnectorExports, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> anyhow::Result<R> {
         if self.poisoned {
-            bail!("the component instance was stopped after an earlier failure; not calling {name}");
+            bail!(
+                "the component instance was stopped after an earlier failure; not calling {name}"
+            );
         }
         self.store.set_epoch_deadline(ticks(self.call_timeout));
-        let outcome = tokio::time::timeout(self.call_timeout, f(&self.bindings, &mut self.store)).await;
+        let outcome =
+            tokio::time::timeout(self.call_timeout, f(&self.bindings, &mut self.store)).await;
         match outcome {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(trap)) => {

@@ -35,9 +35,13 @@ pub async fn run(
     let started_at = now_rfc3339();
     let mut progress = Progress::default();
 
-    let types = with_retry(conn, policy, &mut progress, "listing resource types", async |c| {
-        c.resource_types().await
-    })
+    let types = with_retry(
+        conn,
+        policy,
+        &mut progress,
+        "listing resource types",
+        async |c| c.resource_types().await,
+    )
     .await?;
 
     let mut resources = Vec::new();
@@ -77,7 +81,10 @@ pub async fn run(
 
     let mut entitlements = Vec::new();
     for r in &resources {
-        let what = format!("listing entitlements of {}:{}", r.id.resource_type, r.id.resource);
+        let what = format!(
+            "listing entitlements of {}:{}",
+            r.id.resource_type, r.id.resource
+        );
         let mut pager = Pager::new(&what);
         loop {
             let token = pager.token.clone();
@@ -200,9 +207,15 @@ async fn with_retry<T>(
         };
         attempt += 1;
         let Some(delay) = policy.delay(attempt, retry_after, waited, rand::random::<f64>()) else {
-            bail!("{what}: {err} (gave up after {attempt} attempts over {waited:?}; try again later)");
+            bail!(
+                "{what}: {err} (gave up after {attempt} attempts over {waited:?}; try again later)"
+            );
         };
-        tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, "{what}: {err}; retrying");
+        tracing::warn!(
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            "{what}: {err}; retrying"
+        );
         tokio::time::sleep(delay).await;
         waited += delay;
         progress.retries += 1;

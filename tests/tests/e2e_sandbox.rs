@@ -17,8 +17,14 @@ fn rogue(behaviour: &str, extra: &[&str]) -> Run {
     args.push(&b);
     args.extend_from_slice(extra);
     args.extend_from_slice(&["sync", "-f", file.to_str().unwrap()]);
-    let run = Host::new().component(&fixture_component("rogue_connector")).run(&args);
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "previous", "the old output survives");
+    let run = Host::new()
+        .component(&fixture_component("rogue_connector"))
+        .run(&args);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "previous",
+        "the old output survives"
+    );
     run
 }
 
@@ -28,10 +34,27 @@ fn a_request_outside_the_allow_list_is_refused_and_never_sent() {
     // The component declares one loopback origin and calls another: the
     // simulator's. The host must refuse it before any byte leaves.
     let target = format!("{}/oauth/userinfo", sim.base_url());
-    let run = rogue("call", &["-c", "declared=http://127.0.0.1:9", "-c", &format!("target={target}")]);
+    let run = rogue(
+        "call",
+        &[
+            "-c",
+            "declared=http://127.0.0.1:9",
+            "-c",
+            &format!("target={target}"),
+        ],
+    );
     assert!(!run.ok());
-    assert!(run.error_line().contains("HttpRequestDenied"), "{}", run.stderr);
-    assert!(run.stderr.contains(&sim.base_url().replace("localhost", "127.0.0.1")), "the log names the refused origin:\n{}", run.stderr);
+    assert!(
+        run.error_line().contains("HttpRequestDenied"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&sim.base_url().replace("localhost", "127.0.0.1")),
+        "the log names the refused origin:\n{}",
+        run.stderr
+    );
     assert_eq!(sim.total_requests(), 0, "nothing reached the simulator");
 }
 
@@ -39,7 +62,15 @@ fn a_request_outside_the_allow_list_is_refused_and_never_sent() {
 fn a_declared_origin_is_reachable() {
     let sim = sim(5, 1, 2);
     let target = format!("{}/oauth/userinfo", sim.base_url());
-    let run = rogue("call", &["-c", &format!("declared={}", sim.base_url()), "-c", &format!("target={target}")]);
+    let run = rogue(
+        "call",
+        &[
+            "-c",
+            &format!("declared={}", sim.base_url()),
+            "-c",
+            &format!("target={target}"),
+        ],
+    );
     // The fixture reports what it reached as an error, so the sync fails, but
     // the request went through: the simulator answered 401 without a token.
     assert!(run.error_line().contains("reached"), "{}", run.stderr);
@@ -48,7 +79,15 @@ fn a_declared_origin_is_reachable() {
 
 #[test]
 fn plain_http_beyond_loopback_is_refused_at_declaration() {
-    let run = rogue("call", &["-c", "declared=http://example.com", "-c", "target=http://example.com/"]);
+    let run = rogue(
+        "call",
+        &[
+            "-c",
+            "declared=http://example.com",
+            "-c",
+            "target=http://example.com/",
+        ],
+    );
     assert!(run.error_line().contains("only https"), "{}", run.stderr);
 }
 
@@ -69,17 +108,29 @@ fn unbounded_allocation_hits_the_memory_limit() {
 fn a_panic_is_reported_as_a_crash_of_the_component() {
     let run = rogue("panic", &[]);
     assert!(run.error_line().contains("crashed"), "{}", run.stderr);
-    assert!(!run.stderr.contains("RUST_BACKTRACE"), "no host backtrace: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("RUST_BACKTRACE"),
+        "no host backtrace: {}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_page_token_that_never_changes_stops_the_sync() {
     let run = rogue("stuck-token", &[]);
-    assert!(run.error_line().contains("page token it was given"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("page token it was given"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_record_of_the_wrong_type_is_refused() {
     let run = rogue("wrong-type", &[]);
-    assert!(run.error_line().contains("bug in the connector"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("bug in the connector"),
+        "{}",
+        run.stderr
+    );
 }

@@ -1,0 +1,130 @@
+//! Request counting per endpoint, so tests can assert how many calls (and
+//! how many writes) a connector made.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::server::Shared;
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    per_endpoint: Mutex<HashMap<String, u64>>,
+    total: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn record(&self, method: &Method, path: &str) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if is_scim_write(method, path) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        let key = endpoint_key(method, path);
+        let mut map = self
+            .per_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(key).or_insert(0) += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
+        let map = self
+            .per_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+fn is_scim_write(method: &Method, path: &str) -> bool {
+    (path == "/scim/v2" || path.starts_with("/scim/v2/"))
+        && matches!(
+            *method,
+            Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+        )
+}
+
+/// `"PATCH /scim/v2/Groups/{id}"`: the method and the path with the resource
+/// id replaced, so every group's PATCH lands on one key.
+pub(crate) fn endpoint_key(method: &Method, path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("/scim/v2/") {
+        let mut parts = rest.splitn(3, '/');
+        if let (Some(resource), Some(id)) = (parts.next(), parts.next()) {
+            if !id.is_empty() {
+                return match parts.next() {
+                    Some(tail) => format!("{method} /scim/v2/{resource}/{{id}}/{tail}"),
+                    None => format!("{method} /scim/v2/{resource}/{{id}}"),
+                };
+            }
+        }
+    }
+    format!("{method} {path}")
+}
+
+/// Outermost middleware: count every request as received (faulted ones
+/// too), then add the configured latency.
+pub(crate) async fn observe(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    shared.stats.record(req.method(), req.uri().path());
+    let latency = shared.faults().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(
+            endpoint_key(&Method::PATCH, "/scim/v2/Groups/74906dd6-f2c6"),
+            "PATCH /scim/v2/Groups/{id}"
+        );
+        assert_eq!(
+            endpoint_key(&Method::GET, "/scim/v2/Users"),
+            "GET /scim/v2/Users"
+        );
+        assert_eq!(
+            endpoint_key(&Method::GET, "/scim/v2/Users/"),
+            "GET /scim/v2/Users/"
+        );
+        assert_eq!(
+            endpoint_key(&Method::POST, "/oauth/token"),
+            "POST /oauth/token"
+        );
+        assert!(is_scim_write(&Method::DELETE, "/scim/v2/Users/x"));
+        assert!(!is_scim_write(&Method::POST, "/oauth/token"));
+        assert!(!is_scim_write(&Method::GET, "/scim/v2/Users"));
+    }
+
+    #[test]
+    fn counts() {
+        let s = Stats::default();
+        s.record(&Method::GET, "/scim/v2/Users/a");
+        s.record(&Method::GET, "/scim/v2/Users/b");
+        s.record(&Method::POST, "/scim/v2/Users");
+        assert_eq!(s.total(), 3);
+        assert_eq!(s.writes(), 1);
+        assert_eq!(s.snapshot().get("GET /scim/v2/Users/{id}"), Some(&2));
+    }
+}
