@@ -52,6 +52,8 @@ pub struct SimConfig {
     pub allowed_scopes: Vec<String>,
     pub token_lifetime: Duration,
     pub faults: Faults,
+    /// The company signs in through SAML: new users need no password.
+    pub saml: bool,
 }
 
 impl Default for SimConfig {
@@ -63,6 +65,7 @@ impl Default for SimConfig {
             allowed_scopes: ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             faults: Faults::default(),
+            saml: false,
         }
     }
 }
@@ -108,6 +111,7 @@ impl Simulator {
             company_id,
             tenant: TenantState::new(tenant, cfg.tenant.seed),
             faults: cfg.faults,
+            saml: cfg.saml,
         }));
 
         let workers = std::thread::available_parallelism()

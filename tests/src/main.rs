@@ -50,6 +50,10 @@ struct Args {
     /// Written with the base URL (temp file + rename) once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
+
+    /// The company signs in through SAML: new users need no password.
+    #[arg(long)]
+    saml: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             server_error_status: args.server_error_status,
             patch_returns_204: args.patch_returns_204,
         },
+        saml: args.saml,
         ..SimConfig::default()
     };
     let sim = Simulator::start_on(cfg, args.port)?;

@@ -551,7 +551,7 @@ fn non_empty_str(v: Option<&Value>) -> Option<&str> {
 }
 
 /// Validates a `POST /Users` body into a new user.
-fn new_user_from(body: &Map<String, Value>) -> Result<NewUser, Response> {
+fn new_user_from(body: &Map<String, Value>, saml: bool) -> Result<NewUser, Response> {
     if !has_schema(body, USER_SCHEMA) {
         return Err(invalid_value(format!(
             "schemas is required and must include {USER_SCHEMA}"
@@ -570,13 +570,13 @@ fn new_user_from(body: &Map<String, Value>) -> Result<NewUser, Response> {
         .ok_or_else(|| invalid_value("name.givenName is required"))?;
     let family = non_empty_str(name.get("familyName"))
         .ok_or_else(|| invalid_value("name.familyName is required"))?;
-    // The simulated company has no SAML configured, so a password is
-    // required.
-    let password = body
-        .get("password")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid_value(format!("password is required. {PASSWORD_RULE}")))?;
-    if !check_password(password) {
+    // A password is required unless the company signs in through SAML;
+    // one that is given must meet the rule either way.
+    let password = body.get("password").and_then(Value::as_str);
+    if password.is_none() && !saml {
+        return Err(invalid_value(format!("password is required. {PASSWORD_RULE}")));
+    }
+    if password.is_some_and(|p| !check_password(p)) {
         return Err(invalid_value(PASSWORD_RULE));
     }
     let title = non_empty_str(body.get("title")).map(str::to_string);
@@ -602,14 +602,14 @@ fn new_user_from(body: &Map<String, Value>) -> Result<NewUser, Response> {
         title,
         department,
         provider,
-        password: Some(password.to_string()),
+        password: password.map(str::to_string),
     })
 }
 
 async fn create_user(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Reply {
     authorize(&sh, &headers, CREATE_USERS, true)?;
     let body = parse_json_body(&body)?;
-    let new = new_user_from(&body)?;
+    let new = new_user_from(&body, sh.saml)?;
     let user_name = new.user_name.clone();
     let mut state = sh.write();
     let user = state.create_user(new).map_err(|_| {
@@ -980,16 +980,16 @@ mod tests {
         let good = json!({"schemas":[USER_SCHEMA],"userName":"j@acme.test",
             "name":{"givenName":"J","familyName":"Doe"},"password":"Abcdefghijklmn1!",
             ENTERPRISE_EXT: {"department":"Legal"}});
-        let u = new_user_from(&obj(good.clone())).unwrap();
+        let u = new_user_from(&obj(good.clone()), false).unwrap();
         assert_eq!(u.department.as_deref(), Some("Legal"));
         assert_eq!(u.provider, "local");
         let mut weak = obj(good.clone());
         weak.insert("password".into(), json!("short"));
-        let resp = new_user_from(&weak).unwrap_err();
+        let resp = new_user_from(&weak, false).unwrap_err();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         let mut no_name = obj(good);
         no_name.remove("name");
-        assert!(new_user_from(&no_name).is_err());
+        assert!(new_user_from(&no_name, false).is_err());
     }
 
     #[test]

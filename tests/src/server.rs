@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     /// clock.
     pub(crate) fault_counter: AtomicU64,
     pub(crate) stats: Stats,
+    pub(crate) saml: bool,
 }
 
 pub(crate) struct SharedInit {
@@ -46,6 +47,7 @@ pub(crate) struct SharedInit {
     pub(crate) company_id: String,
     pub(crate) tenant: TenantState,
     pub(crate) faults: Faults,
+    pub(crate) saml: bool,
 }
 
 impl Shared {
@@ -62,6 +64,7 @@ impl Shared {
             faults: RwLock::new(init.faults),
             fault_counter: AtomicU64::new(0),
             stats: Stats::default(),
+            saml: init.saml,
         }
     }
 

@@ -9,7 +9,7 @@ use std::str::FromStr as _;
 
 use age::secrecy::ExposeSecret as _;
 use common::{sim, Host, Run};
-use ironclad_sim::{check_password, Faults, Simulator};
+use ironclad_sim::{check_password, Faults, SimConfig, Simulator, TenantSpec};
 
 fn provisioning(sim: &Simulator) -> Host {
     Host::for_sim(sim).env("BATON_PROVISIONING", "true")
@@ -287,20 +287,27 @@ fn create_account_for_an_existing_login_answers_already_exists() {
 }
 
 #[test]
-fn create_account_without_password_for_sso_tenants() {
+fn create_account_without_password_on_a_saml_tenant() {
+    let sim = Simulator::start(SimConfig {
+        tenant: TenantSpec { users: 10, groups: 1, memberships: 5, seed: 3 },
+        saml: true,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let email = "sso.user@example-tenant.test";
+    let run = create(&sim, email, &["--no-password"]);
+    run.assert_ok();
+    let user = sim.tenant().users.into_iter().find(|u| u.user_name == email).expect("created");
+    assert_eq!(run.stdout.trim(), format!("created user:{}", user.id));
+    assert_eq!(user.password, None, "no password was sent");
+}
+
+#[test]
+fn without_saml_ironclad_asks_for_a_password_in_its_words() {
     let sim = sim(10, 1, 5);
     let run = create(&sim, "sso.user@example-tenant.test", &["--no-password"]);
-    // The simulator's tenant requires a password unless SAML is configured:
-    // the connector must pass Ironclad's refusal on in its words.
-    if run.ok() {
-        assert!(run.stdout.starts_with("created user:"), "{}", run.stdout);
-    } else {
-        assert!(
-            run.error_line().to_lowercase().contains("password"),
-            "{}",
-            run.stderr
-        );
-    }
+    assert!(!run.ok());
+    assert!(run.error_line().contains("password is required"), "{}", run.stderr);
 }
 
 #[test]
