@@ -1,0 +1,291 @@
+//! Turning Ironclad's refusals into `connector-error`s that say what happened and what to do.
+//!
+//! Ironclad answers errors in three shapes depending on the endpoint (SCIM
+//! `{status, scimType, detail}`, OAuth `{error, error_description}`, the rest `{code, message}`),
+//! so bodies are read loosely and quoted in Ironclad's own words.
+
+use serde::Deserialize;
+
+use crate::config::AsUser;
+use crate::scim::loose_string;
+use crate::wit::{ConnectorError, RateLimit};
+
+/// Quoted text is cut here: enough to recognise the cause, short enough for one log line.
+pub const QUOTE_LIMIT: usize = 200;
+
+pub fn truncate(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(QUOTE_LIMIT) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+/// Every error shape Ironclad uses, merged: whichever fields are present win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    #[serde(rename = "scimType", deserialize_with = "loose_string")]
+    pub scim_type: Option<String>,
+    #[serde(deserialize_with = "loose_string")]
+    pub detail: Option<String>,
+    #[serde(deserialize_with = "loose_string")]
+    pub error: Option<String>,
+    #[serde(deserialize_with = "loose_string")]
+    pub error_description: Option<String>,
+    #[serde(deserialize_with = "loose_string")]
+    pub code: Option<String>,
+    #[serde(deserialize_with = "loose_string")]
+    pub message: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn parse(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
+/// Ironclad's own words for a failure, e.g. "invalidFilter: No matching schema for attribute: x".
+/// Falls back to the raw body (cut short) when it is not one of the known shapes.
+pub fn ironclad_words(body: &[u8]) -> String {
+    let e = ErrorBody::parse(body);
+    let pairs = [
+        (e.scim_type.as_deref(), e.detail.as_deref()),
+        (e.error.as_deref(), e.error_description.as_deref()),
+        (e.code.as_deref(), e.message.as_deref()),
+    ];
+    for pair in pairs {
+        match pair {
+            (Some(k), Some(d)) => return truncate(&format!("{k}: {d}")),
+            (None, Some(d)) | (Some(d), None) => return truncate(d),
+            (None, None) => {}
+        }
+    }
+    let raw = String::from_utf8_lossy(body);
+    let raw = raw.trim();
+    if raw.is_empty() {
+        "no details given".to_owned()
+    } else {
+        truncate(&raw.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// `Retry-After` in seconds; an HTTP date is ignored because the guest's clock and Ironclad's may
+/// disagree, and the host backs off on its own when no hint is given.
+pub fn retry_after_ms(header: Option<&str>) -> Option<u64> {
+    let v = header?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    match v.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Some((secs * 1000.0).round() as u64),
+        _ => None,
+    }
+}
+
+/// Does Ironclad's complaint concern the user we act as (the `x-as-user-*` header)?
+fn about_as_user(words: &str, as_user: &AsUser) -> bool {
+    let lower = words.to_ascii_lowercase();
+    ["as-user", "as_user", "asuser", "acting user", "impersonat"]
+        .iter()
+        .any(|k| lower.contains(k))
+        || lower.contains(&as_user.value().to_ascii_lowercase())
+}
+
+/// A refusal from a SCIM or `/oauth/userinfo` call. `endpoint` reads like "GET /scim/v2/Users".
+pub fn api_error(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<&str>,
+    as_user: &AsUser,
+) -> ConnectorError {
+    let words = ironclad_words(body);
+    let who = as_user.describe();
+    match status {
+        401 => ConnectorError::Unauthenticated(format!(
+            "Ironclad rejected the access token for {endpoint} even after a fresh one was minted ({words}): check that the OAuth app is still active"
+        )),
+        403 if about_as_user(&words, as_user) => ConnectorError::PermissionDenied(format!(
+            "Ironclad refused {endpoint} for {who} ({words}): set {} to an active Ironclad user with admin rights",
+            as_user_field(as_user)
+        )),
+        403 => ConnectorError::PermissionDenied(format!(
+            "Ironclad refused {endpoint} ({words}): the OAuth app needs the SCIM scopes and {who} must be allowed to manage users and groups"
+        )),
+        400 if about_as_user(&words, as_user) => ConnectorError::InvalidConfig(format!(
+            "{}: Ironclad rejected {who} ({words}): set it to an active Ironclad user",
+            as_user_field(as_user)
+        )),
+        400 => ConnectorError::InvalidArgument(format!("Ironclad rejected {endpoint} ({words})")),
+        404 => ConnectorError::NotFound(format!("Ironclad has no such resource: {endpoint} ({words})")),
+        409 => ConnectorError::AlreadyExists(format!("Ironclad says it already exists: {endpoint} ({words})")),
+        429 => ConnectorError::RateLimited(RateLimit {
+            message: format!(
+                "Ironclad is rate limiting {endpoint} ({words}): wait and try again"
+            ),
+            retry_after_ms: retry_after_ms(retry_after),
+        }),
+        500..=599 => ConnectorError::Unavailable(format!(
+            "Ironclad failed on {endpoint} with HTTP {status} ({words}): try again later"
+        )),
+        _ => ConnectorError::Other(format!(
+            "Ironclad answered {endpoint} with unexpected HTTP {status} ({words})"
+        )),
+    }
+}
+
+fn as_user_field(as_user: &AsUser) -> &'static str {
+    match as_user {
+        AsUser::Email(_) => crate::config::AS_USER_EMAIL,
+        AsUser::Id(_) => crate::config::AS_USER_ID,
+    }
+}
+
+/// A 2xx answer whose body is not what the endpoint documents.
+pub fn unexpected_body(endpoint: &str, err: &serde_json::Error) -> ConnectorError {
+    ConnectorError::Other(format!(
+        "Ironclad answered {endpoint} with a body that is not the expected JSON: {}",
+        truncate(&err.to_string())
+    ))
+}
+
+/// Last line of defence: whatever a message quotes, the secret and the token never leave.
+pub fn scrub(err: ConnectorError, secrets: &[&str]) -> ConnectorError {
+    let clean = |m: String| {
+        secrets
+            .iter()
+            .filter(|s| s.len() >= 4)
+            .fold(m, |m, s| m.replace(s, "<redacted>"))
+    };
+    match err {
+        ConnectorError::InvalidConfig(m) => ConnectorError::InvalidConfig(clean(m)),
+        ConnectorError::Unauthenticated(m) => ConnectorError::Unauthenticated(clean(m)),
+        ConnectorError::PermissionDenied(m) => ConnectorError::PermissionDenied(clean(m)),
+        ConnectorError::NotFound(m) => ConnectorError::NotFound(clean(m)),
+        ConnectorError::AlreadyExists(m) => ConnectorError::AlreadyExists(clean(m)),
+        ConnectorError::RateLimited(r) => ConnectorError::RateLimited(RateLimit {
+            message: clean(r.message),
+            retry_after_ms: r.retry_after_ms,
+        }),
+        ConnectorError::Unavailable(m) => ConnectorError::Unavailable(clean(m)),
+        ConnectorError::InvalidArgument(m) => ConnectorError::InvalidArgument(clean(m)),
+        ConnectorError::Unsupported(m) => ConnectorError::Unsupported(clean(m)),
+        ConnectorError::Other(m) => ConnectorError::Other(clean(m)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn email() -> AsUser {
+        AsUser::Email("admin@acme.com".into())
+    }
+
+    #[test]
+    fn words_come_from_each_error_shape() {
+        let scim = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidFilter","detail":"No matching schema for attribute: legalName"}"#;
+        assert_eq!(
+            ironclad_words(scim),
+            "invalidFilter: No matching schema for attribute: legalName"
+        );
+        let oauth =
+            br#"{"error":"unauthorized_client","error_description":"client not authorized"}"#;
+        assert_eq!(
+            ironclad_words(oauth),
+            "unauthorized_client: client not authorized"
+        );
+        let other = br#"{"code":"UNAUTHORIZED","message":"token has expired"}"#;
+        assert_eq!(ironclad_words(other), "UNAUTHORIZED: token has expired");
+        // The documented misspelling `schema`, a numeric status and only a detail.
+        let odd = br#"{"schema":["x"],"status":404,"detail":"Resource 6643 not found"}"#;
+        assert_eq!(ironclad_words(odd), "Resource 6643 not found");
+        assert_eq!(
+            ironclad_words(br#"{"status":"403"}"#),
+            r#"{"status":"403"}"#
+        );
+        assert_eq!(ironclad_words(b""), "no details given");
+        assert_eq!(
+            ironclad_words(b"<html>\n  Bad   Gateway</html>"),
+            "<html> Bad Gateway</html>"
+        );
+    }
+
+    #[test]
+    fn quoted_bodies_are_cut_short() {
+        let long = format!(r#"{{"detail":"{}"}}"#, "é".repeat(1000));
+        let w = ironclad_words(long.as_bytes());
+        assert_eq!(w.chars().count(), QUOTE_LIMIT + 1);
+        assert!(w.ends_with('…'));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_ignores_dates() {
+        assert_eq!(retry_after_ms(Some("7")), Some(7000));
+        assert_eq!(retry_after_ms(Some(" 1.5 ")), Some(1500));
+        assert_eq!(retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after_ms(Some("-3")), None);
+        assert_eq!(retry_after_ms(None), None);
+    }
+
+    #[test]
+    fn statuses_map_to_error_cases() {
+        let e = |status, body: &[u8]| {
+            api_error("GET /scim/v2/Users", status, body, Some("12"), &email())
+        };
+        assert!(matches!(e(401, b""), ConnectorError::Unauthenticated(_)));
+        assert!(matches!(e(403, b""), ConnectorError::PermissionDenied(_)));
+        assert!(matches!(
+            e(400, br#"{"scimType":"invalidFilter","detail":"x"}"#),
+            ConnectorError::InvalidArgument(_)
+        ));
+        assert!(matches!(e(404, b""), ConnectorError::NotFound(_)));
+        assert!(matches!(e(409, b""), ConnectorError::AlreadyExists(_)));
+        assert!(matches!(e(500, b""), ConnectorError::Unavailable(_)));
+        assert!(matches!(e(503, b""), ConnectorError::Unavailable(_)));
+        assert!(matches!(e(418, b""), ConnectorError::Other(_)));
+        match e(429, br#"{"code":"RATE_LIMITED","message":"slow down"}"#) {
+            ConnectorError::RateLimited(r) => {
+                assert_eq!(r.retry_after_ms, Some(12_000));
+                assert!(
+                    r.message.contains("RATE_LIMITED: slow down"),
+                    "{}",
+                    r.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn as_user_complaints_name_the_setting() {
+        let body =
+            br#"{"status":"400","detail":"x-as-user-email header refers to an unknown user"}"#;
+        match api_error("GET /scim/v2/Users", 400, body, None, &email()) {
+            ConnectorError::InvalidConfig(m) => {
+                assert!(m.starts_with("as-user-email: "), "{m}");
+                assert!(m.contains("unknown user"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let body = br#"{"status":"403","detail":"admin@acme.com is not an administrator"}"#;
+        match api_error("GET /scim/v2/Users", 403, body, None, &email()) {
+            ConnectorError::PermissionDenied(m) => {
+                assert!(m.contains("for as-user-email admin@acme.com"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn scrub_removes_secrets_everywhere() {
+        let e = ConnectorError::Other("echo s3cr3t and tok3n-abc".into());
+        match scrub(e, &["s3cr3t", "tok3n-abc", ""]) {
+            ConnectorError::Other(m) => assert_eq!(m, "echo <redacted> and <redacted>"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

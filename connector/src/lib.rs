@@ -1,0 +1,112 @@
+//! The Ironclad connector: a WebAssembly component that reads Ironclad's users, groups and group
+//! memberships through its SCIM API and hands them to a host in the shapes of `wit/connector.wit`.
+//! Provisioning is not implemented yet: those exports answer without a request.
+//!
+//! Boundary: it knows Ironclad and nothing of the host. Settings come only from
+//! `wasi:config/store`, the network only through `wasi:http/outgoing-handler` (via `waki`), and
+//! every failure leaves as a `connector-error` — never a trap. Everything that needs no request
+//! (config parsing, mapping, paging, error wording, token timing) lives in plain modules so it is
+//! tested natively.
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "connector",
+    // Our world imports wasi:http (for waki, which carries its own bindings of the same
+    // interfaces); the generated copies here go unused and add nothing to the component.
+    generate_all,
+});
+
+mod client;
+mod config;
+mod errors;
+mod http;
+mod mapping;
+mod metadata;
+mod oauth;
+mod paging;
+mod provisioning;
+mod scim;
+mod state;
+mod sync;
+
+/// The WIT data model, shortened for the modules that build it.
+pub(crate) use exports::idgov::connector::types as wit;
+
+use exports::idgov::connector::provisioning::Guest as ProvisioningGuest;
+use exports::idgov::connector::sync::Guest as SyncGuest;
+use wit::{
+    AccountInfo, ConnectorError, ConnectorMetadata, CreateAccountOutcome, CredentialOption,
+    EntitlementPage, EntitlementRef, Grant, GrantOutcome, GrantPage, ResourceId, ResourcePage,
+    ResourceType, RevokeOutcome,
+};
+
+struct Component;
+
+impl SyncGuest for Component {
+    fn metadata() -> ConnectorMetadata {
+        metadata::metadata()
+    }
+
+    fn outbound_origins() -> Result<Vec<String>, ConnectorError> {
+        sync::outbound_origins()
+    }
+
+    fn validate() -> Result<String, ConnectorError> {
+        sync::validate()
+    }
+
+    fn resource_types() -> Result<Vec<ResourceType>, ConnectorError> {
+        Ok(metadata::resource_types())
+    }
+
+    fn list_resources(
+        resource_type: String,
+        parent: Option<ResourceId>,
+        page_token: Option<String>,
+    ) -> Result<ResourcePage, ConnectorError> {
+        sync::list_resources(&resource_type, parent.as_ref(), page_token.as_deref())
+    }
+
+    fn list_entitlements(
+        resource: ResourceId,
+        page_token: Option<String>,
+    ) -> Result<EntitlementPage, ConnectorError> {
+        sync::list_entitlements(&resource, page_token.as_deref())
+    }
+
+    fn list_grants(
+        resource: ResourceId,
+        page_token: Option<String>,
+    ) -> Result<GrantPage, ConnectorError> {
+        sync::list_grants(&resource, page_token.as_deref())
+    }
+}
+
+impl ProvisioningGuest for Component {
+    fn grant(
+        _principal: ResourceId,
+        _entitlement: EntitlementRef,
+    ) -> Result<GrantOutcome, ConnectorError> {
+        Err(provisioning::refuse("grant"))
+    }
+
+    fn revoke(_grant: Grant) -> Result<RevokeOutcome, ConnectorError> {
+        Err(provisioning::refuse("revoke"))
+    }
+
+    fn create_account(
+        _info: AccountInfo,
+        _credential: CredentialOption,
+    ) -> Result<CreateAccountOutcome, ConnectorError> {
+        Err(provisioning::refuse("create-account"))
+    }
+
+    fn delete_resource(_id: ResourceId) -> Result<(), ConnectorError> {
+        Err(provisioning::refuse("delete-resource"))
+    }
+}
+
+// Only the wasm build exports: native builds (unit tests) would otherwise put the component's
+// export names, which no native linker accepts, into the test library.
+#[cfg(target_arch = "wasm32")]
+export!(Component);

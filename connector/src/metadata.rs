@@ -1,0 +1,143 @@
+//! What the connector says about itself without any configuration: its settings, the hosts it
+//! may talk to, and the resource types it offers.
+
+use crate::config::{
+    AS_USER_EMAIL, AS_USER_ID, BASE_URL, CLIENT_ID, CLIENT_SECRET, DEFAULT_ENVIRONMENT,
+    ENVIRONMENT, ENVIRONMENTS, READ_ONLY, READ_ONLY_VALUES,
+};
+use crate::mapping::{GROUP, USER};
+use crate::wit::{
+    Capabilities, ConfigField, ConnectorMetadata, ResourceCapabilities, ResourceTrait, ResourceType,
+};
+
+fn field(name: &str, description: &str) -> ConfigField {
+    ConfigField {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        required: false,
+        secret: false,
+        default: None,
+        allowed_values: Vec::new(),
+    }
+}
+
+pub fn config_schema() -> Vec<ConfigField> {
+    vec![
+        ConfigField {
+            required: true,
+            ..field(
+                CLIENT_ID,
+                "Client id of the Ironclad OAuth app (client-credentials grant), from Ironclad's API settings.",
+            )
+        },
+        ConfigField {
+            required: true,
+            secret: true,
+            ..field(
+                CLIENT_SECRET,
+                "Client secret of that OAuth app, shown once when the app was created.",
+            )
+        },
+        field(
+            AS_USER_EMAIL,
+            "Email of the Ironclad user the connector acts as (an admin, for provisioning). One of as-user-email or as-user-id is required; email wins when both are set.",
+        ),
+        field(
+            AS_USER_ID,
+            "Ironclad id of the user the connector acts as, when as-user-email is not set.",
+        ),
+        ConfigField {
+            default: Some(DEFAULT_ENVIRONMENT.to_owned()),
+            allowed_values: ENVIRONMENTS.iter().map(|e| (*e).to_owned()).collect(),
+            ..field(
+                ENVIRONMENT,
+                "Ironclad environment the OAuth app was registered in: it selects https://{environment}.ironcladapp.com.",
+            )
+        },
+        field(
+            BASE_URL,
+            "Origin to use instead of the environment's (a separate sandbox, a test server), e.g. https://sandbox.example.com. No path.",
+        ),
+        ConfigField {
+            default: Some("false".to_owned()),
+            allowed_values: READ_ONLY_VALUES.iter().map(|v| (*v).to_owned()).collect(),
+            ..field(
+                READ_ONLY,
+                "Ask Ironclad only for the read scopes (scim.users.readUsers, scim.groups.readGroups).",
+            )
+        },
+    ]
+}
+
+pub fn metadata() -> ConnectorMetadata {
+    ConnectorMetadata {
+        display_name: "Ironclad".to_owned(),
+        description: "Syncs Ironclad users, groups and group memberships through Ironclad's SCIM API, with an OAuth client-credentials app acting as an Ironclad user.".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config_schema: config_schema(),
+        // Empty until account creation is implemented.
+        account_creation_schema: Vec::new(),
+        outbound_hosts: vec![
+            "https://{environment}.ironcladapp.com".to_owned(),
+            "origin of base-url when set".to_owned(),
+        ],
+        capabilities: [USER, GROUP]
+            .into_iter()
+            .map(|kind| ResourceCapabilities {
+                resource_type: kind.to_owned(),
+                capabilities: Capabilities::SYNC,
+            })
+            .collect(),
+    }
+}
+
+pub fn resource_types() -> Vec<ResourceType> {
+    vec![
+        ResourceType {
+            id: USER.to_owned(),
+            display_name: "User".to_owned(),
+            traits: vec![ResourceTrait::User],
+            description: "An Ironclad user account".to_owned(),
+        },
+        ResourceType {
+            id: GROUP.to_owned(),
+            display_name: "Group".to_owned(),
+            traits: vec![ResourceTrait::Group],
+            description: "An Ironclad group; membership is its entitlement".to_owned(),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn schema_marks_the_secret_and_the_choices() {
+        let schema = config_schema();
+        let get = |n: &str| schema.iter().find(|f| f.name == n).unwrap();
+        assert!(get("ic-client-secret").secret && get("ic-client-secret").required);
+        assert!(get("ic-client-id").required && !get("ic-client-id").secret);
+        assert_eq!(schema.iter().filter(|f| f.secret).count(), 1);
+        assert_eq!(get("environment").default.as_deref(), Some("na1"));
+        assert_eq!(get("environment").allowed_values, ["na1", "eu1", "demo"]);
+        assert_eq!(get("read-only").default.as_deref(), Some("false"));
+        assert!(get("read-only").allowed_values.contains(&"yes".to_owned()));
+    }
+
+    #[test]
+    fn metadata_offers_sync_of_users_and_groups() {
+        let m = metadata();
+        assert_eq!(m.display_name, "Ironclad");
+        assert_eq!(m.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(m.capabilities.len(), 2);
+        assert!(m
+            .capabilities
+            .iter()
+            .all(|c| c.capabilities == Capabilities::SYNC));
+        let ids: Vec<_> = resource_types().into_iter().map(|t| t.id).collect();
+        assert_eq!(ids, ["user", "group"]);
+    }
+}
