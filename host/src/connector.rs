@@ -10,7 +10,7 @@ use crate::bindings::exports::idgov::connector::types::{
 };
 use crate::bindings::{Metadata, ResourceId, ResourceType};
 use crate::errors::CallError;
-use crate::outbound::{vet_declared, Origin};
+use crate::allow_list::{AllowList, Origin, Policy};
 use crate::runtime::{Instance, Runtime};
 
 pub type CallResult<T> = anyhow::Result<Result<T, CallError>>;
@@ -44,6 +44,7 @@ impl Connector {
     pub async fn open(
         runtime: &Runtime,
         config: impl IntoIterator<Item = (String, String)>,
+        operator: Option<AllowList>,
     ) -> anyhow::Result<Connector> {
         let mut inst = runtime.instantiate(config).await?;
         let declared = inst
@@ -54,13 +55,24 @@ impl Connector {
             .map_err(CallError)?;
         let mut origins = Vec::new();
         for text in &declared {
-            let origin = Origin::parse(text)
+            let origin = Origin::declared(text)
                 .with_context(|| format!("the connector declared an unusable origin {text:?}"))?;
-            vet_declared(&origin)?;
+            if origin.scheme == "http" && !origin.is_loopback() {
+                anyhow::bail!(
+                    "the connector asks for plain http to {origin}; only https is allowed beyond loopback: use an https base URL"
+                );
+            }
             origins.push(origin);
         }
-        tracing::debug!(origins = ?declared, "outbound allow-list");
-        inst.allow(origins);
+        let policy = Policy::new(origins, operator);
+        if policy.allowed().is_empty() && !declared.is_empty() {
+            anyhow::bail!(
+                "none of the origins this configuration needs ({}) is in --allow-host: add them or drop --allow-host",
+                declared.join(", ")
+            );
+        }
+        tracing::debug!(allowed = ?policy.allowed(), "outbound allow-list");
+        inst.set_policy(policy);
         Ok(Connector { inst })
     }
 

@@ -5,6 +5,7 @@
 //! come out through `wasi:http` and an allow-list, and the results are
 //! written as one file.
 
+mod allow_list;
 mod bindings;
 mod c1z;
 mod config;
@@ -72,6 +73,15 @@ struct Cli {
     /// Outbound timeout between bytes of a response, in seconds.
     #[arg(long, global = true, default_value_t = 30)]
     between_bytes_timeout_secs: u64,
+
+    /// Largest response body the component may read, in MiB.
+    #[arg(long, global = true, default_value_t = 64)]
+    max_response_mb: u64,
+
+    /// An origin the component may reach, scheme://host[:port] or scheme://*.domain (repeatable).
+    /// Narrows what the connector declares; default: exactly what it declares.
+    #[arg(long = "allow-host", global = true, value_name = "ORIGIN")]
+    allow_host: Vec<String>,
 
     /// Retries of a rate-limited or unavailable page.
     #[arg(long, global = true, default_value_t = 6)]
@@ -242,6 +252,12 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             first_byte: Duration::from_secs(cli.first_byte_timeout_secs),
             between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
         },
+        max_response_bytes: cli.max_response_mb.saturating_mul(1 << 20),
+    };
+    let operator = if cli.allow_host.is_empty() {
+        None
+    } else {
+        Some(allow_list::AllowList::parse(&cli.allow_host)?)
     };
     let vault = preflight(&cli)?;
     let runtime = Runtime::load(&path, limits)?;
@@ -255,7 +271,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
 
     let resolved = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())?;
     *secrets = resolved.secrets.clone();
-    let mut conn = Connector::open(&runtime, resolved.values).await?;
+    let mut conn = Connector::open(&runtime, resolved.values, operator).await?;
 
     match cli.command {
         Command::Metadata | Command::Inspect(_) => Ok(()),

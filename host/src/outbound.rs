@@ -1,67 +1,20 @@
-//! Outbound HTTP policy: which origins a component may reach, with which
-//! timeouts. The component never opens a socket itself; every request goes
-//! through `send_request` here, so this is the one place to refuse.
+//! Outbound HTTP: every request a component makes comes through
+//! `send_request` here, so this is the one place that enforces the
+//! allow-list, vets resolved addresses, clamps timeouts, caps response
+//! bodies and counts requests.
 
-use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// An origin in canonical form: `scheme://host:port`, lower case, port always
-/// written, so two spellings of the same origin compare equal.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    pub fn parse(text: &str) -> anyhow::Result<Origin> {
-        let url = url::Url::parse(text).with_context(|| format!("{text:?} is not a URL"))?;
-        let scheme = url.scheme().to_ascii_lowercase();
-        if scheme != "http" && scheme != "https" {
-            bail!("{text:?}: only http and https origins are supported");
-        }
-        if url.path() != "/" && !url.path().is_empty() {
-            bail!("{text:?}: an origin has no path (this is a host policy, not a URL policy)");
-        }
-        let host = url
-            .host_str()
-            .with_context(|| format!("{text:?} has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let port = url
-            .port_or_known_default()
-            .with_context(|| format!("{text:?} has no port"))?;
-        Ok(Origin { scheme, host, port })
-    }
-
-    pub fn is_loopback(&self) -> bool {
-        self.host == "localhost"
-            || self
-                .host
-                .parse::<IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false)
-    }
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
-        } else {
-            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-        }
-    }
-}
+use crate::allow_list::{Origin, Policy};
 
 /// Timeouts applied to every outbound request, whatever the guest asked:
 /// wasmtime's own default is 600 s for each, far too long for a sync.
@@ -86,8 +39,7 @@ impl Timeouts {
     /// The guest may ask for shorter timeouts, never longer ones.
     fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
         let asked = asked.unwrap_or_default();
-        let pick =
-            |guest: Option<Duration>, ours: Duration| Some(guest.map_or(ours, |g| g.min(ours)));
+        let pick = |guest: Option<Duration>, ours: Duration| Some(guest.map_or(ours, |g| g.min(ours)));
         RequestOptions {
             connect_timeout: pick(asked.connect_timeout, self.connect),
             first_byte_timeout: pick(asked.first_byte_timeout, self.first_byte),
@@ -96,101 +48,156 @@ impl Timeouts {
     }
 }
 
-/// The store's `WasiHttpHooks`: allow-list, timeouts and a request counter.
-pub struct OutboundPolicy {
-    allowed: BTreeSet<Origin>,
-    timeouts: Timeouts,
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub timeouts: Timeouts,
+    /// Largest response body a component may read.
+    pub max_body_bytes: u64,
+}
+
+/// The store's `WasiHttpHooks`.
+pub struct Outbound {
+    policy: Arc<Policy>,
+    limits: Limits,
     requests: Arc<AtomicU64>,
 }
 
-impl OutboundPolicy {
-    /// A policy that refuses everything: what a component gets while the host
-    /// asks it which origins it needs.
-    pub fn deny_all(timeouts: Timeouts, requests: Arc<AtomicU64>) -> Self {
-        OutboundPolicy {
-            allowed: BTreeSet::new(),
-            timeouts,
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
+
+impl Outbound {
+    pub fn new(policy: Policy, limits: Limits, requests: Arc<AtomicU64>) -> Self {
+        Outbound {
+            policy: Arc::new(policy),
+            limits,
             requests,
         }
     }
 
-    pub fn allow(&mut self, origins: impl IntoIterator<Item = Origin>) {
-        self.allowed.extend(origins);
-    }
-
-    fn check(&self, uri: &http::Uri) -> Result<Origin, String> {
-        let text = uri.to_string();
-        let origin = match Origin::parse(&text) {
-            Ok(o) => o,
-            // Origin::parse refuses paths; the request URI has one, so parse
-            // the scheme and authority alone.
-            Err(_) => {
-                let scheme = uri.scheme_str().unwrap_or("https");
-                let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
-                Origin::parse(&format!("{scheme}://{authority}"))
-                    .map_err(|e| format!("{text}: {e:#}"))?
-            }
-        };
-        if self.allowed.contains(&origin) {
-            Ok(origin)
-        } else {
-            Err(origin.to_string())
-        }
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = Arc::new(policy);
     }
 }
 
-/// Checks that an origin a connector declared is one the host can honour:
-/// plain http is for loopback only (tests, local simulators).
-pub fn vet_declared(origin: &Origin) -> anyhow::Result<()> {
-    if origin.scheme == "http" && !origin.is_loopback() {
-        bail!(
-            "the connector asks for plain http to {origin}; only https is allowed beyond loopback: use an https base URL"
-        );
-    }
-    Ok(())
-}
-
-impl WasiHttpHooks for OutboundPolicy {
+impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<WasiBody>,
-                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ),
-                    HttpError,
-                >,
-            > + Send,
-    > {
+        fut: IoFuture,
+    ) -> SendFuture {
         let _ = fut;
-        match self.check(request.uri()) {
-            Ok(origin) => {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "outbound request");
-                let options = self.timeouts.clamp(options);
-                Box::new(async move {
-                    use http_body_util::BodyExt;
-                    let (response, io) =
-                        wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-                    Ok((
-                        response.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ))
-                })
+        let origin = match Origin::of_url(&request.uri().to_string()) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("refused an outbound request to an unusable URI: {e:#}");
+                return Box::new(async { Err(HttpError::HttpRequestUriInvalid) });
             }
-            Err(origin) => {
-                tracing::warn!(
-                    %origin,
-                    "refused an outbound request: {origin} is not in the allow-list (the connector must declare it for its configuration)"
-                );
-                Box::new(async { Err(HttpError::HttpRequestDenied) })
+        };
+        if let Err(denial) = self.policy.check(&origin) {
+            tracing::warn!(%origin, "refused an outbound request: {denial}");
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let policy = self.policy.clone();
+        let options = self.limits.timeouts.clamp(options);
+        let max_body = self.limits.max_body_bytes;
+        let requests = self.requests.clone();
+        tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "outbound request");
+        Box::new(async move {
+            vet_addresses(&policy, &origin, options.connect_timeout.unwrap_or(Duration::from_secs(10))).await?;
+            requests.fetch_add(1, Ordering::Relaxed);
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = response.map(|body| {
+                use http_body_util::BodyExt as _;
+                Capped {
+                    inner: body,
+                    left: max_body,
+                    limit: max_body,
+                }
+                .boxed_unsync()
+            });
+            Ok((response, Box::new(io) as IoFuture))
+        })
+    }
+}
+
+/// Resolves the origin's host and refuses it when any address leads where
+/// the policy does not allow (an allowed name must not point inside the
+/// network). The connection then resolves again: a name that changes its
+/// answer between the two lookups could still slip through, a gap noted here
+/// rather than hidden; closing it means dialling the vetted address itself.
+async fn vet_addresses(policy: &Policy, origin: &Origin, timeout: Duration) -> Result<(), HttpError> {
+    let addrs: Vec<std::net::IpAddr> = match origin.ip() {
+        Some(ip) => vec![ip],
+        None => {
+            let lookup = tokio::net::lookup_host((origin.host.as_str(), origin.port));
+            match tokio::time::timeout(timeout, lookup).await {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                Ok(Err(e)) => {
+                    tracing::warn!(%origin, "DNS lookup failed: {e}");
+                    return Err(HttpError::DnsError {
+                        rcode: Some(e.to_string()),
+                        info_code: None,
+                    });
+                }
+                Err(_) => return Err(HttpError::DnsTimeout),
             }
         }
+    };
+    if addrs.is_empty() {
+        return Err(HttpError::DestinationNotFound);
+    }
+    for ip in addrs {
+        if !policy.address_allowed(origin, ip) {
+            tracing::warn!(
+                %origin, %ip,
+                "refused an outbound request: {origin} resolves to the internal address {ip}; only an --allow-host entry naming {ip} itself allows it"
+            );
+            return Err(HttpError::DestinationIpProhibited);
+        }
+    }
+    Ok(())
+}
+
+/// A response body that fails once it passes `limit` bytes, so a hostile or
+/// broken server cannot fill the component's memory (or the host's).
+struct Capped<B> {
+    inner: B,
+    left: u64,
+    limit: u64,
+}
+
+impl<B> Body for Capped<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > this.left {
+                        tracing::warn!(limit = this.limit, "refused a response body larger than --max-response-mb");
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(this.limit)))));
+                    }
+                    this.left -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -198,51 +205,7 @@ impl WasiHttpHooks for OutboundPolicy {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn origins_normalise_default_ports_and_case() {
-        let a = Origin::parse("https://NA1.ironcladapp.com").unwrap();
-        let b = Origin::parse("https://na1.ironcladapp.com:443/").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.to_string(), "https://na1.ironcladapp.com:443");
-    }
-
-    #[test]
-    fn origins_with_paths_are_rejected() {
-        assert!(Origin::parse("https://example.com/scim").is_err());
-    }
-
-    #[test]
-    fn plain_http_only_to_loopback() {
-        assert!(vet_declared(&Origin::parse("http://127.0.0.1:8080").unwrap()).is_ok());
-        assert!(vet_declared(&Origin::parse("http://[::1]:8080").unwrap()).is_ok());
-        assert!(vet_declared(&Origin::parse("http://localhost:1").unwrap()).is_ok());
-        assert!(vet_declared(&Origin::parse("http://example.com").unwrap()).is_err());
-        assert!(vet_declared(&Origin::parse("https://example.com").unwrap()).is_ok());
-    }
-
-    #[test]
-    fn requests_are_checked_against_the_exact_origin() {
-        let mut p = OutboundPolicy::deny_all(Timeouts::default(), Arc::default());
-        assert!(p
-            .check(&"https://a.example.com/x".parse().unwrap())
-            .is_err());
-        p.allow([Origin::parse("https://a.example.com").unwrap()]);
-        assert!(p
-            .check(
-                &"https://a.example.com/scim/v2/Users?count=1"
-                    .parse()
-                    .unwrap()
-            )
-            .is_ok());
-        assert!(p
-            .check(&"https://a.example.com:8443/x".parse().unwrap())
-            .is_err());
-        assert!(p.check(&"http://a.example.com/x".parse().unwrap()).is_err());
-        assert!(p
-            .check(&"https://b.example.com/x".parse().unwrap())
-            .is_err());
-    }
+    use http_body_util::BodyExt as _;
 
     #[test]
     fn timeouts_only_shrink() {
@@ -255,5 +218,37 @@ mod tests {
         assert_eq!(got.connect_timeout, Some(Duration::from_secs(1)));
         assert_eq!(got.first_byte_timeout, Some(t.first_byte));
         assert_eq!(got.between_bytes_timeout, Some(t.between_bytes));
+    }
+
+    #[tokio::test]
+    async fn bodies_past_the_cap_fail() {
+        let body = http_body_util::Full::new(Bytes::from(vec![7u8; 100])).map_err(|never| match never {});
+        let capped = Capped { inner: body, left: 50, limit: 50 };
+        let err = capped.collect().await.err().unwrap();
+        assert!(matches!(err, HttpError::HttpResponseBodySize(Some(50))));
+        let body = http_body_util::Full::new(Bytes::from(vec![7u8; 40])).map_err(|never| match never {});
+        let capped = Capped { inner: body, left: 50, limit: 50 };
+        assert_eq!(capped.collect().await.ok().unwrap().to_bytes().len(), 40);
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_inside_the_network_is_refused() {
+        // `localhost` resolves to loopback; an origin that does not name
+        // loopback itself may not use it.
+        let origin = Origin::of_url("https://localhost:9").unwrap();
+        let policy = Policy::new(vec![origin.clone()], None);
+        assert!(vet_addresses(&policy, &origin, Duration::from_secs(2)).await.is_ok());
+        let odd = Origin {
+            scheme: "https".into(),
+            host: "127.0.0.1".into(),
+            port: 9,
+        };
+        assert!(vet_addresses(&policy, &odd, Duration::from_secs(2)).await.is_ok(), "loopback literal names loopback");
+        let meta = Origin::of_url("http://169.254.169.254").unwrap();
+        let p = Policy::new(vec![meta.clone()], None);
+        assert!(matches!(
+            vet_addresses(&p, &meta, Duration::from_secs(2)).await,
+            Err(HttpError::DestinationIpProhibited)
+        ));
     }
 }

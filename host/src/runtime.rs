@@ -16,7 +16,8 @@ use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{ConnectorExports, ConnectorExportsPre};
-use crate::outbound::{OutboundPolicy, Timeouts};
+use crate::allow_list::Policy;
+use crate::outbound::{Outbound, Timeouts};
 
 /// How often the epoch ticks; deadlines are counted in these.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -27,6 +28,7 @@ pub struct Limits {
     /// Bound on one call into the component, guest CPU and HTTP waits alike.
     pub call_timeout: Duration,
     pub http: Timeouts,
+    pub max_response_bytes: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             call_timeout: Duration::from_secs(300),
             http: Timeouts::default(),
+            max_response_bytes: 64 << 20,
         }
     }
 }
@@ -43,7 +46,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    outbound: OutboundPolicy,
+    outbound: Outbound,
     config: WasiConfigVariables,
     limits: StoreLimits,
 }
@@ -164,7 +167,14 @@ impl Runtime {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundPolicy::deny_all(self.limits.http, self.requests.clone()),
+            outbound: Outbound::new(
+                Policy::deny_all(),
+                crate::outbound::Limits {
+                    timeouts: self.limits.http,
+                    max_body_bytes: self.limits.max_response_bytes,
+                },
+                self.requests.clone(),
+            ),
             config: config.into_iter().collect(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
@@ -224,8 +234,8 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn allow(&mut self, origins: impl IntoIterator<Item = crate::outbound::Origin>) {
-        self.store.data_mut().outbound.allow(origins);
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.store.data_mut().outbound.set_policy(policy);
     }
 
     /// Runs one export under the per-call deadline (guest CPU through the

@@ -134,3 +134,59 @@ fn a_record_of_the_wrong_type_is_refused() {
         run.stderr
     );
 }
+
+#[test]
+fn a_declared_cloud_metadata_address_is_refused_after_resolution() {
+    // Declared by the connector, so the origin check passes; the address
+    // check must still refuse it, and nothing is sent.
+    let run = rogue(
+        "call",
+        &["-c", "declared=https://169.254.169.254", "-c", "target=https://169.254.169.254/latest/meta-data/"],
+    );
+    assert!(run.error_line().contains("DestinationIpProhibited"), "{}", run.stderr);
+    assert!(run.stderr.contains("--allow-host entry naming 169.254.169.254"), "{}", run.stderr);
+}
+
+#[test]
+fn the_operator_list_narrows_what_the_connector_declares() {
+    let sim = sim(5, 1, 2);
+    let target = format!("{}/oauth/userinfo", sim.base_url());
+    let run = rogue(
+        "call",
+        &[
+            "--allow-host",
+            "https://*.ironcladapp.com",
+            "-c",
+            &format!("declared={}", sim.base_url()),
+            "-c",
+            &format!("target={target}"),
+        ],
+    );
+    assert!(run.error_line().contains("--allow-host"), "{}", run.stderr);
+    assert_eq!(sim.total_requests(), 0);
+}
+
+#[test]
+fn the_operator_can_allow_exactly_the_declared_origin() {
+    let sim = sim(5, 1, 2);
+    let target = format!("{}/oauth/userinfo", sim.base_url());
+    let run = rogue(
+        "call",
+        &[
+            "--allow-host",
+            &sim.base_url(),
+            "-c",
+            &format!("declared={}", sim.base_url()),
+            "-c",
+            &format!("target={target}"),
+        ],
+    );
+    assert!(run.error_line().contains("reached"), "{}", run.stderr);
+    assert_eq!(sim.total_requests(), 1);
+}
+
+#[test]
+fn an_allow_host_entry_with_a_path_is_refused() {
+    let run = rogue("call", &["--allow-host", "https://api.example.com/scim"]);
+    assert!(run.error_line().contains("without a path"), "{}", run.stderr);
+}
