@@ -23,7 +23,7 @@ component: setup
 
 # Misbehaving guest components the sandbox tests run, built from source.
 fixtures: setup
-	$(CARGO) build -p rogue-connector --release --target wasm32-wasip2
+	$(CARGO) build -p rogue-connector -p not-a-connector -p future-connector --release --target wasm32-wasip2
 
 build: component
 	$(CARGO) build --release -p connector-host -p ironclad-sim

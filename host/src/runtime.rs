@@ -124,6 +124,8 @@ impl Runtime {
             "compiled component"
         );
 
+        check_contract(path, &component.component_type().exports(&engine).map(|(n, _)| n.to_string()).collect::<Vec<_>>())?;
+
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -224,6 +226,32 @@ fn check_component_header(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// Tells apart, before instantiating, a component of another world and one
+/// built against an incompatible version of this contract.
+fn check_contract(path: &Path, exports: &[String]) -> anyhow::Result<()> {
+    const PACKAGE: &str = "idgov:connector/";
+    let ours: Vec<&String> = exports.iter().filter(|e| e.starts_with(PACKAGE)).collect();
+    if ours.is_empty() {
+        bail!(
+            "{} is not a connector: it exports {} but not the idgov:connector interfaces (build it against wit/connector.wit)",
+            path.display(),
+            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+        );
+    }
+    let supported = crate::bindings::CONTRACT_VERSION;
+    let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    for export in ours {
+        let version = export.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
+        if major_minor(version) != major_minor(supported) {
+            bail!(
+                "{} was built for idgov:connector@{version}; this host speaks idgov:connector@{supported}: rebuild the connector against this host's wit/ (or use a host of its version)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// One live instance. After a trap or a timeout it refuses further calls:
 /// a trapped store may be in any state.
 pub struct Instance {
@@ -317,6 +345,20 @@ pub fn default_component_path() -> Option<PathBuf> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn other_worlds_and_versions_are_named() {
+        let p = Path::new("c.wasm");
+        let ok = ["idgov:connector/types@0.1.0".to_string(), "idgov:connector/sync@0.1.0".to_string()];
+        assert!(check_contract(p, &ok).is_ok());
+        let proxy = ["wasi:http/incoming-handler@0.2.0".to_string()];
+        let msg = check_contract(p, &proxy).unwrap_err().to_string();
+        assert!(msg.contains("not a connector") && msg.contains("wasi:http/incoming-handler"), "{msg}");
+        let newer = ["idgov:connector/sync@0.2.0".to_string()];
+        let msg = check_contract(p, &newer).unwrap_err().to_string();
+        assert!(msg.contains("built for idgov:connector@0.2.0"), "{msg}");
+        assert!(check_contract(p, &[]).unwrap_err().to_string().contains("exports nothing"));
+    }
 
     #[test]
     fn headers_are_told_apart() {
