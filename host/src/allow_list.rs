@@ -76,7 +76,10 @@ fn split(text: &str) -> anyhow::Result<(String, String, Option<u16>)> {
         }
     };
     let port = port
-        .map(|p| p.parse::<u16>().with_context(|| format!("{text:?}: {p:?} is not a port")))
+        .map(|p| {
+            p.parse::<u16>()
+                .with_context(|| format!("{text:?}: {p:?} is not a port"))
+        })
         .transpose()?;
     if host.is_empty() {
         bail!("{text:?} has no host");
@@ -152,7 +155,11 @@ impl Origin {
 
     /// The shortest entry that allows exactly this origin, for messages.
     pub fn as_entry(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         if default_port(&self.scheme) == Some(self.port) {
             format!("{}://{host}", self.scheme)
         } else {
@@ -240,7 +247,10 @@ impl Policy {
                 })
                 .collect(),
         });
-        let mut allowed: Vec<Origin> = declared.into_iter().filter(|o| operator.find(o).is_some()).collect();
+        let mut allowed: Vec<Origin> = declared
+            .into_iter()
+            .filter(|o| operator.find(o).is_some())
+            .collect();
         allowed.sort();
         allowed.dedup();
         Policy {
@@ -258,9 +268,13 @@ impl Policy {
         if self.allowed.contains(origin) {
             Ok(())
         } else if self.operator.find(origin).is_some() {
-            Err(Denial::Undeclared { origin: origin.clone() })
+            Err(Denial::Undeclared {
+                origin: origin.clone(),
+            })
         } else {
-            Err(Denial::NotAllowed { origin: origin.clone() })
+            Err(Denial::NotAllowed {
+                origin: origin.clone(),
+            })
         }
     }
 
@@ -305,7 +319,8 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (s[0] & 0xffc0) == 0xfe80 // link local fe80::/10
-                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) // AWS IMDS over IPv6
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            // AWS IMDS over IPv6
         }
     }
 }
@@ -361,7 +376,9 @@ mod tests {
 
     #[test]
     fn entries_with_paths_are_rejected() {
-        let err = Entry::parse("https://api.example.com/scim").unwrap_err().to_string();
+        let err = Entry::parse("https://api.example.com/scim")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("without a path"), "{err}");
         assert!(Entry::parse("https://api.example.com/").is_ok());
         assert!(Entry::parse("https://api.example.com?x=1").is_err());
@@ -375,23 +392,37 @@ mod tests {
 
     #[test]
     fn an_empty_list_denies_everything() {
-        let p = Policy::new(vec![o("https://api.example.com")], Some(AllowList::default()));
+        let p = Policy::new(
+            vec![o("https://api.example.com")],
+            Some(AllowList::default()),
+        );
         assert!(p.check(&o("https://api.example.com")).is_err());
-        assert!(Policy::deny_all().check(&o("https://api.example.com")).is_err());
+        assert!(Policy::deny_all()
+            .check(&o("https://api.example.com"))
+            .is_err());
     }
 
     #[test]
     fn the_policy_is_the_declaration_within_the_operators_list() {
-        let declared = vec![o("https://na1.ironcladapp.com"), o("https://evil.example.net")];
+        let declared = vec![
+            o("https://na1.ironcladapp.com"),
+            o("https://evil.example.net"),
+        ];
         let operator = AllowList::parse(&["https://*.ironcladapp.com"]).unwrap();
         let p = Policy::new(declared, Some(operator));
-        assert!(p.check(&o("https://na1.ironcladapp.com/scim/v2/Users")).is_ok());
+        assert!(p
+            .check(&o("https://na1.ironcladapp.com/scim/v2/Users"))
+            .is_ok());
         // Allowed by the operator's wildcard but not declared:
         let d = p.check(&o("https://eu1.ironcladapp.com")).unwrap_err();
         assert!(matches!(d, Denial::Undeclared { .. }));
         // Declared but not allowed by the operator:
         let d = p.check(&o("https://evil.example.net")).unwrap_err();
-        assert!(d.to_string().contains("--allow-host https://evil.example.net"), "{d}");
+        assert!(
+            d.to_string()
+                .contains("--allow-host https://evil.example.net"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -405,7 +436,16 @@ mod tests {
     fn internal_addresses_need_the_operator_to_name_them() {
         let p = Policy::new(vec![o("https://api.example.com")], None);
         let origin = o("https://api.example.com");
-        for ip in ["169.254.169.254", "10.0.0.5", "192.168.1.1", "172.16.0.1", "fd00::1", "fe80::1", "100.64.0.1", "0.0.0.0"] {
+        for ip in [
+            "169.254.169.254",
+            "10.0.0.5",
+            "192.168.1.1",
+            "172.16.0.1",
+            "fd00::1",
+            "fe80::1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
             assert!(!p.address_allowed(&origin, ip.parse().unwrap()), "{ip}");
         }
         assert!(p.address_allowed(&origin, "93.184.216.34".parse().unwrap()));
@@ -421,16 +461,28 @@ mod tests {
 
     #[test]
     fn loopback_only_when_the_entry_names_loopback() {
-        let p = Policy::new(vec![o("https://api.example.com"), o("http://127.0.0.1:9")], None);
+        let p = Policy::new(
+            vec![o("https://api.example.com"), o("http://127.0.0.1:9")],
+            None,
+        );
         assert!(!p.address_allowed(&o("https://api.example.com"), "127.0.0.1".parse().unwrap()));
         assert!(p.address_allowed(&o("http://127.0.0.1:9"), "127.0.0.1".parse().unwrap()));
-        assert!(!p.address_allowed(&o("https://api.example.com"), "::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!p.address_allowed(
+            &o("https://api.example.com"),
+            "::ffff:127.0.0.1".parse().unwrap()
+        ));
     }
 
     #[test]
     fn origins_print_as_the_entry_that_allows_them() {
-        assert_eq!(o("https://NA1.ironcladapp.com:443/x").as_entry(), "https://na1.ironcladapp.com");
-        assert_eq!(o("http://127.0.0.1:8080").as_entry(), "http://127.0.0.1:8080");
+        assert_eq!(
+            o("https://NA1.ironcladapp.com:443/x").as_entry(),
+            "https://na1.ironcladapp.com"
+        );
+        assert_eq!(
+            o("http://127.0.0.1:8080").as_entry(),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(o("http://[::1]:8080").as_entry(), "http://[::1]:8080");
     }
 }

@@ -4,13 +4,13 @@
 
 use anyhow::Context as _;
 
+use crate::allow_list::{AllowList, Origin, Policy};
 use crate::bindings::exports::idgov::connector::types::{
     AccountInfo, CreateAccountOutcome, CredentialOption, EntitlementPage, EntitlementRef, Grant,
     GrantOutcome, GrantPage, ResourcePage, RevokeOutcome,
 };
 use crate::bindings::{Metadata, ResourceId, ResourceType};
 use crate::errors::CallError;
-use crate::allow_list::{AllowList, Origin, Policy};
 use crate::runtime::{Instance, Runtime};
 
 pub type CallResult<T> = anyhow::Result<Result<T, CallError>>;

@@ -223,8 +223,17 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A plain level applies to the host's own events; the runtime crates
+    // stay at warn, since at their trace level they dump guest arguments and
+    // results (configuration values among them) and drown the log. Full
+    // directives (`a=debug,b=trace`) are taken as given.
+    let directives = if level.contains('=') || level.contains(',') {
+        level.to_string()
+    } else {
+        format!("warn,connector_host={level}")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,connector_host=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -343,11 +352,11 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             let outcome = match conn.create_account(&info, credential).await {
                 Ok(Ok(o)) => o,
                 Ok(Err(e)) => {
-                    vault.map(provision::Vault::discard);
+                    discard(vault);
                     return Err(e.into());
                 }
                 Err(e) => {
-                    vault.map(provision::Vault::discard);
+                    discard(vault);
                     return Err(e);
                 }
             };
@@ -356,25 +365,30 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                     let id = &created.resource.id;
                     let mut line = format!("created {}:{}", id.resource_type, id.resource);
                     match (created.credential, vault) {
+                        // The ciphertext is all of stdout (so it pipes into `age -d`); the
+                        // report goes to stderr.
+                        (Some(c), Some(v @ provision::Vault::Stdout(_))) => {
+                            line += &format!(" ({})", v.store(&c)?);
+                            eprintln!("{line}");
+                            return Ok(());
+                        }
                         (Some(c), Some(v)) => line += &format!(" ({})", v.store(&c)?),
                         (Some(_), None) => anyhow::bail!(
                             "the connector returned a password that has nowhere safe to go; it was not shown: reset it in the application"
                         ),
-                        (None, v) => {
-                            v.map(provision::Vault::discard);
-                        }
+                        (None, v) => discard(v),
                     }
                     emit(&line);
                 }
                 CreateAccountOutcome::AlreadyExists(r) => {
-                    vault.map(provision::Vault::discard);
+                    discard(vault);
                     emit(&format!(
                         "already exists {}:{}",
                         r.id.resource_type, r.id.resource
                     ));
                 }
                 CreateAccountOutcome::ActionRequired(msg) => {
-                    vault.map(provision::Vault::discard);
+                    discard(vault);
                     emit(&format!("action required: {msg}"));
                 }
             }
@@ -450,6 +464,13 @@ fn preflight(cli: &Cli) -> anyhow::Result<Option<provision::Vault>> {
         return Ok(vault);
     }
     Ok(None)
+}
+
+/// A vault opened for an account that was not created goes away unused.
+fn discard(vault: Option<provision::Vault>) {
+    if let Some(v) = vault {
+        v.discard();
+    }
 }
 
 /// Prints a result on stdout; a closed pipe (`| head`) is not an error.

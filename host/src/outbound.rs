@@ -39,7 +39,8 @@ impl Timeouts {
     /// The guest may ask for shorter timeouts, never longer ones.
     fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
         let asked = asked.unwrap_or_default();
-        let pick = |guest: Option<Duration>, ours: Duration| Some(guest.map_or(ours, |g| g.min(ours)));
+        let pick =
+            |guest: Option<Duration>, ours: Duration| Some(guest.map_or(ours, |g| g.min(ours)));
         RequestOptions {
             connect_timeout: pick(asked.connect_timeout, self.connect),
             first_byte_timeout: pick(asked.first_byte_timeout, self.first_byte),
@@ -63,7 +64,8 @@ pub struct Outbound {
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
 impl Outbound {
     pub fn new(policy: Policy, limits: Limits, requests: Arc<AtomicU64>) -> Self {
@@ -104,9 +106,15 @@ impl WasiHttpHooks for Outbound {
         let requests = self.requests.clone();
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "outbound request");
         Box::new(async move {
-            vet_addresses(&policy, &origin, options.connect_timeout.unwrap_or(Duration::from_secs(10))).await?;
+            vet_addresses(
+                &policy,
+                &origin,
+                options.connect_timeout.unwrap_or(Duration::from_secs(10)),
+            )
+            .await?;
             requests.fetch_add(1, Ordering::Relaxed);
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let response = response.map(|body| {
                 use http_body_util::BodyExt as _;
                 Capped {
@@ -126,7 +134,11 @@ impl WasiHttpHooks for Outbound {
 /// network). The connection then resolves again: a name that changes its
 /// answer between the two lookups could still slip through, a gap noted here
 /// rather than hidden; closing it means dialling the vetted address itself.
-async fn vet_addresses(policy: &Policy, origin: &Origin, timeout: Duration) -> Result<(), HttpError> {
+async fn vet_addresses(
+    policy: &Policy,
+    origin: &Origin,
+    timeout: Duration,
+) -> Result<(), HttpError> {
     let addrs: Vec<std::net::IpAddr> = match origin.ip() {
         Some(ip) => vec![ip],
         None => {
@@ -174,15 +186,23 @@ where
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     if n > this.left {
-                        tracing::warn!(limit = this.limit, "refused a response body larger than --max-response-mb");
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(this.limit)))));
+                        tracing::warn!(
+                            limit = this.limit,
+                            "refused a response body larger than --max-response-mb"
+                        );
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            this.limit,
+                        )))));
                     }
                     this.left -= n;
                 }
@@ -222,12 +242,22 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_past_the_cap_fail() {
-        let body = http_body_util::Full::new(Bytes::from(vec![7u8; 100])).map_err(|never| match never {});
-        let capped = Capped { inner: body, left: 50, limit: 50 };
+        let body =
+            http_body_util::Full::new(Bytes::from(vec![7u8; 100])).map_err(|never| match never {});
+        let capped = Capped {
+            inner: body,
+            left: 50,
+            limit: 50,
+        };
         let err = capped.collect().await.err().unwrap();
         assert!(matches!(err, HttpError::HttpResponseBodySize(Some(50))));
-        let body = http_body_util::Full::new(Bytes::from(vec![7u8; 40])).map_err(|never| match never {});
-        let capped = Capped { inner: body, left: 50, limit: 50 };
+        let body =
+            http_body_util::Full::new(Bytes::from(vec![7u8; 40])).map_err(|never| match never {});
+        let capped = Capped {
+            inner: body,
+            left: 50,
+            limit: 50,
+        };
         assert_eq!(capped.collect().await.ok().unwrap().to_bytes().len(), 40);
     }
 
@@ -237,13 +267,20 @@ mod tests {
         // loopback itself may not use it.
         let origin = Origin::of_url("https://localhost:9").unwrap();
         let policy = Policy::new(vec![origin.clone()], None);
-        assert!(vet_addresses(&policy, &origin, Duration::from_secs(2)).await.is_ok());
+        assert!(vet_addresses(&policy, &origin, Duration::from_secs(2))
+            .await
+            .is_ok());
         let odd = Origin {
             scheme: "https".into(),
             host: "127.0.0.1".into(),
             port: 9,
         };
-        assert!(vet_addresses(&policy, &odd, Duration::from_secs(2)).await.is_ok(), "loopback literal names loopback");
+        assert!(
+            vet_addresses(&policy, &odd, Duration::from_secs(2))
+                .await
+                .is_ok(),
+            "loopback literal names loopback"
+        );
         let meta = Origin::of_url("http://169.254.169.254").unwrap();
         let p = Policy::new(vec![meta.clone()], None);
         assert!(matches!(

@@ -121,7 +121,11 @@ impl From<&wit::ResourceType> for ResourceType {
         ResourceType {
             id: t.id.clone(),
             display_name: t.display_name.clone(),
-            traits: t.traits.iter().map(|t| trait_name(*t).to_string()).collect(),
+            traits: t
+                .traits
+                .iter()
+                .map(|t| trait_name(*t).to_string())
+                .collect(),
             description: t.description.clone(),
         }
     }
@@ -207,7 +211,10 @@ impl From<wit::Grant> for Grant {
 
 /// Writes `bytes` to `path` through a temp file in the same directory,
 /// flushed to disk, then renamed over the target.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -222,7 +229,9 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn std::io::Write)
         write(&mut buffered)?;
         buffered.flush().context("cannot write the output")?;
     }
-    tmp.as_file().sync_all().context("cannot flush the output to disk")?;
+    tmp.as_file()
+        .sync_all()
+        .context("cannot flush the output to disk")?;
     tmp.persist(path)
         .with_context(|| format!("cannot move the output into place at {}", path.display()))?;
     Ok(())

@@ -15,8 +15,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{ConnectorExports, ConnectorExportsPre};
 use crate::allow_list::Policy;
+use crate::bindings::{ConnectorExports, ConnectorExportsPre};
 use crate::outbound::{Outbound, Timeouts};
 
 /// How often the epoch ticks; deadlines are counted in these.
@@ -124,7 +124,14 @@ impl Runtime {
             "compiled component"
         );
 
-        check_contract(path, &component.component_type().exports(&engine).map(|(n, _)| n.to_string()).collect::<Vec<_>>())?;
+        check_contract(
+            path,
+            &component
+                .component_type()
+                .exports(&engine)
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>(),
+        )?;
 
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -349,15 +356,24 @@ mod tests {
     #[test]
     fn other_worlds_and_versions_are_named() {
         let p = Path::new("c.wasm");
-        let ok = ["idgov:connector/types@0.1.0".to_string(), "idgov:connector/sync@0.1.0".to_string()];
+        let ok = [
+            "idgov:connector/types@0.1.0".to_string(),
+            "idgov:connector/sync@0.1.0".to_string(),
+        ];
         assert!(check_contract(p, &ok).is_ok());
         let proxy = ["wasi:http/incoming-handler@0.2.0".to_string()];
         let msg = check_contract(p, &proxy).unwrap_err().to_string();
-        assert!(msg.contains("not a connector") && msg.contains("wasi:http/incoming-handler"), "{msg}");
+        assert!(
+            msg.contains("not a connector") && msg.contains("wasi:http/incoming-handler"),
+            "{msg}"
+        );
         let newer = ["idgov:connector/sync@0.2.0".to_string()];
         let msg = check_contract(p, &newer).unwrap_err().to_string();
         assert!(msg.contains("built for idgov:connector@0.2.0"), "{msg}");
-        assert!(check_contract(p, &[]).unwrap_err().to_string().contains("exports nothing"));
+        assert!(check_contract(p, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("exports nothing"));
     }
 
     #[test]

@@ -252,6 +252,11 @@ impl Simulator {
     pub fn tokens_issued(&self) -> u64 {
         self.shared.tokens.issued()
     }
+
+    /// The access tokens handed out (live or recently expired).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.tokens.known()
+    }
 }
 
 impl Drop for Simulator {

@@ -89,6 +89,13 @@ impl Tokens {
     pub(crate) fn issued(&self) -> u64 {
         self.issued.load(Ordering::Relaxed)
     }
+
+    /// Every token still remembered (live or recently expired), so tests
+    /// can check that none leaks into what the host prints.
+    pub(crate) fn known(&self) -> Vec<String> {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        live.keys().cloned().collect()
+    }
 }
 
 /// The bearer token of a request, or the 401 Ironclad's auth layer sends.

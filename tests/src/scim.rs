@@ -574,7 +574,9 @@ fn new_user_from(body: &Map<String, Value>, saml: bool) -> Result<NewUser, Respo
     // one that is given must meet the rule either way.
     let password = body.get("password").and_then(Value::as_str);
     if password.is_none() && !saml {
-        return Err(invalid_value(format!("password is required. {PASSWORD_RULE}")));
+        return Err(invalid_value(format!(
+            "password is required. {PASSWORD_RULE}"
+        )));
     }
     if password.is_some_and(|p| !check_password(p)) {
         return Err(invalid_value(PASSWORD_RULE));

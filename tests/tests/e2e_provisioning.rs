@@ -230,7 +230,7 @@ fn create_account_encrypts_to_an_age_recipient() {
         .stdout
         .find("-----BEGIN AGE ENCRYPTED FILE-----")
         .expect("armored ciphertext on stdout");
-    let plain = age::decrypt(&identity, run.stdout[start..].as_bytes())
+    let plain = age::decrypt(&identity, &run.stdout.as_bytes()[start..])
         .expect("decrypts with the identity");
     let vaulted: serde_json::Value = serde_json::from_slice(&plain).unwrap();
     let password = vaulted["password"].as_str().unwrap();
@@ -241,7 +241,7 @@ fn create_account_encrypts_to_an_age_recipient() {
     assert_eq!(other.to_public().to_string(), recipient);
     assert!(age::decrypt(
         &age::x25519::Identity::generate(),
-        run.stdout[start..].as_bytes()
+        &run.stdout.as_bytes()[start..]
     )
     .is_err());
 }
@@ -289,7 +289,12 @@ fn create_account_for_an_existing_login_answers_already_exists() {
 #[test]
 fn create_account_without_password_on_a_saml_tenant() {
     let sim = Simulator::start(SimConfig {
-        tenant: TenantSpec { users: 10, groups: 1, memberships: 5, seed: 3 },
+        tenant: TenantSpec {
+            users: 10,
+            groups: 1,
+            memberships: 5,
+            seed: 3,
+        },
         saml: true,
         ..SimConfig::default()
     })
@@ -297,7 +302,12 @@ fn create_account_without_password_on_a_saml_tenant() {
     let email = "sso.user@example-tenant.test";
     let run = create(&sim, email, &["--no-password"]);
     run.assert_ok();
-    let user = sim.tenant().users.into_iter().find(|u| u.user_name == email).expect("created");
+    let user = sim
+        .tenant()
+        .users
+        .into_iter()
+        .find(|u| u.user_name == email)
+        .expect("created");
     assert_eq!(run.stdout.trim(), format!("created user:{}", user.id));
     assert_eq!(user.password, None, "no password was sent");
 }
@@ -307,7 +317,11 @@ fn without_saml_ironclad_asks_for_a_password_in_its_words() {
     let sim = sim(10, 1, 5);
     let run = create(&sim, "sso.user@example-tenant.test", &["--no-password"]);
     assert!(!run.ok());
-    assert!(run.error_line().contains("password is required"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("password is required"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

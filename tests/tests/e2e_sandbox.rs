@@ -141,10 +141,24 @@ fn a_declared_cloud_metadata_address_is_refused_after_resolution() {
     // check must still refuse it, and nothing is sent.
     let run = rogue(
         "call",
-        &["-c", "declared=https://169.254.169.254", "-c", "target=https://169.254.169.254/latest/meta-data/"],
+        &[
+            "-c",
+            "declared=https://169.254.169.254",
+            "-c",
+            "target=https://169.254.169.254/latest/meta-data/",
+        ],
     );
-    assert!(run.error_line().contains("DestinationIpProhibited"), "{}", run.stderr);
-    assert!(run.stderr.contains("--allow-host entry naming 169.254.169.254"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("DestinationIpProhibited"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("--allow-host entry naming 169.254.169.254"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -188,7 +202,11 @@ fn the_operator_can_allow_exactly_the_declared_origin() {
 #[test]
 fn an_allow_host_entry_with_a_path_is_refused() {
     let run = rogue("call", &["--allow-host", "https://api.example.com/scim"]);
-    assert!(run.error_line().contains("without a path"), "{}", run.stderr);
+    assert!(
+        run.error_line().contains("without a path"),
+        "{}",
+        run.stderr
+    );
 }
 
 fn load(path: &std::path::Path) -> Run {
@@ -202,21 +220,32 @@ fn a_core_module_is_told_to_become_a_component() {
     // The smallest valid core module: magic and version 1.
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let run = load(&core);
-    assert!(run.error_line().contains("core WebAssembly module, not a component"), "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("core WebAssembly module, not a component"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_component_of_another_world_is_named_as_such() {
     let run = load(&fixture_component("not_a_connector"));
     let line = run.error_line();
-    assert!(line.contains("is not a connector") && line.contains("wasi:cli/run"), "{line}");
+    assert!(
+        line.contains("is not a connector") && line.contains("wasi:cli/run"),
+        "{line}"
+    );
 }
 
 #[test]
 fn a_component_of_an_incompatible_contract_version_is_named_as_such() {
     let run = load(&fixture_component("future_connector"));
     let line = run.error_line();
-    assert!(line.contains("built for idgov:connector@0.2.0") && line.contains("0.1.0"), "{line}");
+    assert!(
+        line.contains("built for idgov:connector@0.2.0") && line.contains("0.1.0"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -224,5 +253,7 @@ fn garbage_is_not_a_component() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"<html>502 Bad Gateway</html>").unwrap();
-    assert!(load(&junk).error_line().contains("not a WebAssembly component"));
+    assert!(load(&junk)
+        .error_line()
+        .contains("not a WebAssembly component"));
 }

@@ -138,6 +138,12 @@ impl Host {
         self
     }
 
+    /// Runs the host in `dir` (where default output names land).
+    pub fn current_dir(mut self, dir: &Path) -> Host {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn component(mut self, path: &Path) -> Host {
         self.component = path.to_path_buf();
         self

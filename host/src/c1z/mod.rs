@@ -1,0 +1,309 @@
+//! The c1z file, version 1: the magic `C1ZF\0`, then one zstd frame whose
+//! content is an SQLite database of syncs (MODEL.md). This is what the
+//! `baton` CLI and governance platforms read, so the sync writes it by
+//! default. Packing and unpacking live here, with the caps every reader
+//! applies (10 GiB decoded, a 128 MiB zstd window), so a hostile or broken
+//! file cannot exhaust the disk or memory.
+
+mod proto;
+mod read;
+mod schema;
+mod write;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+pub use read::{C1z, SyncInfo};
+pub use write::write;
+
+pub const MAGIC: &[u8; 5] = b"C1ZF\0";
+const MAGIC_V3: &[u8; 5] = b"C1Z3\0";
+/// What readers of the format accept; a bigger database is refused.
+pub const MAX_DECODED_BYTES: u64 = 10 << 30;
+/// 2^27 = 128 MiB, the window readers allow: no long-window modes.
+const WINDOW_LOG_MAX: u32 = 27;
+/// zstd's default level: fast, and the window stays at a few MiB.
+const LEVEL: i32 = 3;
+
+/// What `sync -f FILE` writes, from the file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Json,
+    C1z,
+}
+
+impl OutputFormat {
+    /// `.json` keeps the JSON document; every other name (`.c1z` or none)
+    /// gets a c1z, the format the governance tooling reads.
+    pub fn for_path(path: &Path) -> OutputFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("json") => OutputFormat::Json,
+            _ => OutputFormat::C1z,
+        }
+    }
+
+    /// Refuses, before any work, to overwrite a file that is not of this
+    /// format: a c1z target keeps the file's previous syncs, and anything
+    /// else there was not ours to replace.
+    pub fn check_target(self, path: &Path) -> anyhow::Result<()> {
+        if self != OutputFormat::C1z {
+            return Ok(());
+        }
+        match sniff(path)? {
+            None | Some(Kind::C1zV1) => Ok(()),
+            Some(kind) => bail!(
+                "{} exists and is not a c1z v1 file ({}); refusing to replace it: remove it or choose another -f",
+                path.display(),
+                kind.describe()
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    C1zV1,
+    C1zV3,
+    Json,
+    Other,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::C1zV1 => "c1z v1",
+            Kind::C1zV3 => "c1z v3, a Pebble store this host does not read",
+            Kind::Json => "it looks like JSON",
+            Kind::Other => "it does not start with C1ZF",
+        }
+    }
+}
+
+/// What a file holds, from its first bytes; `None` if it does not exist.
+pub fn sniff(path: &Path) -> anyhow::Result<Option<Kind>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let mut head = [0u8; 5];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    let head = &head[..n];
+    Ok(Some(if head == MAGIC {
+        Kind::C1zV1
+    } else if head == MAGIC_V3 {
+        Kind::C1zV3
+    } else if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        Kind::Json
+    } else {
+        Kind::Other
+    }))
+}
+
+/// Decompresses the c1z at `src` into the SQLite file `dst`.
+pub fn unpack(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    unpack_capped(src, dst, MAX_DECODED_BYTES)
+}
+
+fn unpack_capped(src: &Path, dst: &Path, cap: u64) -> anyhow::Result<()> {
+    let name = src.display();
+    let mut f =
+        std::io::BufReader::new(File::open(src).with_context(|| format!("cannot open {name}"))?);
+    let mut head = [0u8; 5];
+    f.read_exact(&mut head)
+        .with_context(|| format!("{name} is not a c1z file: too short"))?;
+    if &head != MAGIC {
+        let kind = if &head == MAGIC_V3 {
+            Kind::C1zV3
+        } else {
+            Kind::Other
+        };
+        bail!("{name} is not a c1z v1 file ({})", kind.describe());
+    }
+    let mut dec = zstd::stream::read::Decoder::with_buffer(f)
+        .with_context(|| format!("{name}: cannot start zstd"))?;
+    dec.window_log_max(WINDOW_LOG_MAX)
+        .with_context(|| format!("{name}: cannot set the zstd window cap"))?;
+    let mut out = std::io::BufWriter::new(
+        File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?,
+    );
+    let n = std::io::copy(&mut dec.take(cap + 1), &mut out)
+        .with_context(|| format!("{name} is not a valid c1z file: its zstd stream does not decode (or needs a window over 128 MiB)"))?;
+    if n > cap {
+        bail!("{name} decodes to more than {cap} bytes; refusing it as a c1z file");
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", dst.display()))?;
+    Ok(())
+}
+
+/// Packs the SQLite file `db` into a c1z at `target`, atomically: a temp
+/// file beside the target, flushed, then renamed over it.
+pub fn pack(db: &Path, target: &Path) -> anyhow::Result<()> {
+    let size = std::fs::metadata(db)
+        .with_context(|| format!("cannot read {}", db.display()))?
+        .len();
+    let mut src = File::open(db).with_context(|| format!("cannot read {}", db.display()))?;
+    crate::output::write_atomically(target, |w| {
+        w.write_all(MAGIC)?;
+        let mut enc = zstd::stream::write::Encoder::new(w, LEVEL).context("cannot start zstd")?;
+        // The size in the frame header lets readers (and `zstd -l`) size
+        // their buffers; the checksum catches a damaged copy.
+        enc.set_pledged_src_size(Some(size))?;
+        enc.include_contentsize(true)?;
+        enc.include_checksum(true)?;
+        // Worker threads still write one frame; a bench-sized database is
+        // about 1 GB per sync kept, so packing is worth every core.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        if workers > 1 {
+            enc.multithread(workers as u32)?;
+        }
+        std::io::copy(&mut src, &mut enc).context("cannot compress the database")?;
+        enc.finish().context("cannot finish the zstd stream")?;
+        Ok(())
+    })
+}
+
+/// A KSUID (what the SDK names syncs with): 4 bytes of seconds since
+/// 2014-05-13 16:53:20 UTC, then 16 random bytes, in base62 as 27
+/// characters. Ids sort by their second; the writer orders syncs by
+/// `ended_at`, which has nanoseconds.
+pub fn new_sync_id() -> String {
+    const EPOCH: u64 = 1_400_000_000;
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .saturating_sub(EPOCH) as u32;
+    let mut n = [0u8; 20];
+    n[..4].copy_from_slice(&secs.to_be_bytes());
+    n[4..].copy_from_slice(&rand::random::<[u8; 16]>());
+    // Long division of the 160-bit number by 62, 27 times.
+    let mut out = [b'0'; 27];
+    for slot in out.iter_mut().rev() {
+        let mut rem = 0u32;
+        for byte in n.iter_mut() {
+            let acc = (rem << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            rem = acc % 62;
+        }
+        *slot = ALPHABET[rem as usize];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn json_names_keep_json_and_everything_else_is_c1z() {
+        assert_eq!(
+            OutputFormat::for_path(Path::new("a.json")),
+            OutputFormat::Json
+        );
+        assert_eq!(
+            OutputFormat::for_path(Path::new("a.JSON")),
+            OutputFormat::Json
+        );
+        assert_eq!(
+            OutputFormat::for_path(Path::new("a.c1z")),
+            OutputFormat::C1z
+        );
+        assert_eq!(OutputFormat::for_path(Path::new("sync")), OutputFormat::C1z);
+        assert_eq!(
+            OutputFormat::for_path(Path::new("a.txt")),
+            OutputFormat::C1z
+        );
+    }
+
+    #[test]
+    fn pack_and_unpack_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let content: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        std::fs::write(&db, &content).unwrap();
+        let c1z = dir.path().join("x.c1z");
+        pack(&db, &c1z).unwrap();
+        let packed = std::fs::read(&c1z).unwrap();
+        assert_eq!(&packed[..5], MAGIC);
+        assert!(packed.len() < content.len() / 10, "compressed");
+        let back = dir.path().join("back");
+        unpack(&c1z, &back).unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), content);
+        assert_eq!(sniff(&c1z).unwrap(), Some(Kind::C1zV1));
+        OutputFormat::C1z.check_target(&c1z).unwrap();
+    }
+
+    #[test]
+    fn the_decoded_size_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::write(&db, vec![0u8; 10_000]).unwrap();
+        let c1z = dir.path().join("x.c1z");
+        pack(&db, &c1z).unwrap();
+        let e = unpack_capped(&c1z, &dir.path().join("back"), 9_999).unwrap_err();
+        assert!(e.to_string().contains("more than 9999 bytes"), "{e}");
+        unpack_capped(&c1z, &dir.path().join("back"), 10_000).unwrap();
+    }
+
+    #[test]
+    fn a_long_window_stream_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..1_000_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        enc.window_log(28).unwrap();
+        enc.write_all(&content).unwrap();
+        let mut file = MAGIC.to_vec();
+        file.extend(enc.finish().unwrap());
+        let c1z = dir.path().join("long.c1z");
+        std::fs::write(&c1z, file).unwrap();
+        let e = unpack(&c1z, &dir.path().join("back")).unwrap_err();
+        assert!(format!("{e:#}").contains("window"), "{e:#}");
+    }
+
+    #[test]
+    fn other_files_are_named_for_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.c1z");
+        assert_eq!(sniff(&p).unwrap(), None);
+        OutputFormat::C1z.check_target(&p).unwrap();
+        std::fs::write(&p, " {\"a\":1}").unwrap();
+        assert_eq!(sniff(&p).unwrap(), Some(Kind::Json));
+        let e = OutputFormat::C1z.check_target(&p).unwrap_err().to_string();
+        assert!(e.contains("not a c1z") && e.contains("JSON"), "{e}");
+        std::fs::write(&p, b"C1Z3\0pebble").unwrap();
+        let e = unpack(&p, &dir.path().join("b")).unwrap_err().to_string();
+        assert!(e.contains("v3"), "{e}");
+        std::fs::write(&p, b"hi").unwrap();
+        assert_eq!(sniff(&p).unwrap(), Some(Kind::Other));
+        OutputFormat::Json.check_target(&p).unwrap();
+    }
+
+    #[test]
+    fn sync_ids_are_27_base62_characters_and_unique() {
+        let a = new_sync_id();
+        let b = new_sync_id();
+        assert_eq!(a.len(), 27);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+        // Same second, so the 4-byte time prefix sorts them together with
+        // today's ids: well above the KSUID epoch's "000000…".
+        assert!(a.as_str() > "0a");
+    }
+}

@@ -1,0 +1,674 @@
+//! `connector-host inspect`: reads a sync's output, c1z or JSON, into one
+//! in-memory view (the output model) and shows resources, entitlements,
+//! grants, stats, the syncs a c1z holds and the diff between its two latest
+//! finished syncs. Tables for people, `-o json` for scripts.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::c1z::{self, C1z, Kind, SyncInfo};
+use crate::output::{self, SyncOutput};
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// The sync output to read: a c1z or a JSON output.
+    #[arg(short = 'f', long = "file", default_value = "sync.c1z", global = true)]
+    pub file: PathBuf,
+
+    /// How to print: `table` for people, `json` for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table, global = true)]
+    pub output: Format,
+
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Resources of the latest sync.
+    Resources {
+        /// Only resources of this type (e.g. `user`).
+        #[arg(short = 't', long = "resource-type")]
+        resource_type: Option<String>,
+    },
+    /// Resource types of the latest sync.
+    ResourceTypes,
+    /// Entitlements of the latest sync.
+    Entitlements {
+        /// Only entitlements on resources of this type (e.g. `group`).
+        #[arg(short = 't', long = "resource-type")]
+        resource_type: Option<String>,
+    },
+    /// Grants of the latest sync.
+    Grants {
+        /// Only grants of this entitlement id.
+        #[arg(short = 'e', long = "entitlement")]
+        entitlement: Option<String>,
+        /// Only grants to this principal or on this resource's entitlements, as TYPE:ID.
+        #[arg(short = 'r', long = "resource", value_name = "TYPE:ID")]
+        resource: Option<String>,
+    },
+    /// The latest sync's id, times and counts per type.
+    Stats,
+    /// The syncs the file holds, newest first.
+    Syncs,
+    /// Resources, entitlements and grants added and removed between the
+    /// previous finished sync and the latest.
+    Diff,
+}
+
+pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    let source = Source::open(&args.file)?;
+    let mut out = Vec::new();
+    render(source, args, &mut out)?;
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error.
+    match stdout.write_all(&out).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// A sync as inspect shows it: where it came from, and its content.
+struct Snapshot {
+    info: SyncInfo,
+    out: SyncOutput,
+}
+
+enum Source {
+    Json(Box<Snapshot>),
+    C1z(C1z),
+}
+
+impl Source {
+    fn open(path: &Path) -> anyhow::Result<Source> {
+        let name = path.display();
+        match c1z::sniff(path)? {
+            None => bail!(
+                "{name} does not exist: run `connector-host sync -f {name}` first, or pass -f FILE"
+            ),
+            Some(Kind::C1zV1) => Ok(Source::C1z(C1z::open(path)?)),
+            Some(Kind::Json) => {
+                let f = std::fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
+                let mut out: SyncOutput = serde_json::from_reader(std::io::BufReader::new(f))
+                    .with_context(|| format!("{name} is not a sync output (JSON)"))?;
+                normalize(&mut out);
+                let info = SyncInfo {
+                    sync_id: String::new(),
+                    sync_type: "full".into(),
+                    started_at: out.stats.started_at.clone(),
+                    ended_at: None,
+                    resources: out.resources.len() as u64,
+                    entitlements: out.entitlements.len() as u64,
+                    grants: out.grants.len() as u64,
+                    stats: None,
+                };
+                Ok(Source::Json(Box::new(Snapshot { info, out })))
+            }
+            Some(Kind::C1zV3) => {
+                bail!("{name} is a c1z v3 (Pebble) file; this host reads c1z v1 and JSON")
+            }
+            Some(Kind::Other) => bail!("{name} is neither a c1z file nor a JSON sync output"),
+        }
+    }
+
+    fn syncs(&self) -> anyhow::Result<Vec<SyncInfo>> {
+        match self {
+            Source::Json(s) => Ok(vec![s.info.clone()]),
+            Source::C1z(c) => c.syncs(),
+        }
+    }
+
+    /// The newest `n` finished syncs, newest first.
+    fn latest(self, n: usize) -> anyhow::Result<Vec<Snapshot>> {
+        match self {
+            Source::Json(s) => {
+                if n > 1 {
+                    bail!("a JSON output holds one sync; a diff needs a c1z file that holds a previous sync");
+                }
+                Ok(vec![*s])
+            }
+            Source::C1z(c) => {
+                let finished = c.finished()?;
+                if finished.is_empty() {
+                    bail!("the file holds no finished sync");
+                }
+                if finished.len() < n {
+                    bail!(
+                        "the file holds {} finished sync(s); a diff needs {n}: sync again into the same file",
+                        finished.len()
+                    );
+                }
+                finished
+                    .into_iter()
+                    .take(n)
+                    .map(|info| {
+                        Ok(Snapshot {
+                            out: c.load(&info)?,
+                            info,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn one(self) -> anyhow::Result<Snapshot> {
+        self.latest(1)?
+            .into_iter()
+            .next()
+            .context("the file holds no finished sync")
+    }
+}
+
+/// Puts a JSON output in the form a c1z reads back as, so the two compare
+/// equal: empty strings are absent, times are RFC 3339 as protobuf prints them.
+fn normalize(out: &mut SyncOutput) {
+    let clear = |s: &mut Option<String>| {
+        if s.as_deref() == Some("") {
+            *s = None;
+        }
+    };
+    for r in &mut out.resources {
+        clear(&mut r.description);
+        if let Some(t) = r
+            .created_at
+            .as_deref()
+            .and_then(|s| s.parse::<prost_types::Timestamp>().ok())
+        {
+            r.created_at = Some(t.to_string());
+        }
+        if let Some(u) = &mut r.user {
+            clear(&mut u.given_name);
+            clear(&mut u.family_name);
+        }
+        if let Some(g) = &mut r.group {
+            clear(&mut g.source);
+        }
+    }
+}
+
+fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result<()> {
+    let json_out = args.output == Format::Json;
+    match &args.what {
+        What::Resources { resource_type } => {
+            let s = source.one()?;
+            let rows: Vec<&output::Resource> = s
+                .out
+                .resources
+                .iter()
+                .filter(|r| {
+                    resource_type
+                        .as_ref()
+                        .is_none_or(|t| &r.id.resource_type == t)
+                })
+                .collect();
+            if json_out {
+                return write_json(w, &rows);
+            }
+            table(
+                w,
+                &["TYPE", "ID", "DISPLAY NAME", "DETAILS"],
+                rows.iter().map(|r| {
+                    vec![
+                        r.id.resource_type.clone(),
+                        r.id.resource.clone(),
+                        r.display_name.clone(),
+                        details(r),
+                    ]
+                }),
+            )
+        }
+        What::ResourceTypes => {
+            let s = source.one()?;
+            if json_out {
+                return write_json(w, &s.out.resource_types);
+            }
+            table(
+                w,
+                &["ID", "DISPLAY NAME", "TRAITS", "DESCRIPTION"],
+                s.out.resource_types.iter().map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.display_name.clone(),
+                        t.traits.join(","),
+                        t.description.clone(),
+                    ]
+                }),
+            )
+        }
+        What::Entitlements { resource_type } => {
+            let s = source.one()?;
+            let rows: Vec<&output::Entitlement> = s
+                .out
+                .entitlements
+                .iter()
+                .filter(|e| {
+                    resource_type
+                        .as_ref()
+                        .is_none_or(|t| &e.resource.resource_type == t)
+                })
+                .collect();
+            if json_out {
+                return write_json(w, &rows);
+            }
+            table(
+                w,
+                &["ID", "DISPLAY NAME", "PURPOSE", "GRANTABLE TO"],
+                rows.iter().map(|e| {
+                    vec![
+                        e.id.clone(),
+                        e.display_name.clone(),
+                        e.purpose.clone(),
+                        e.grantable_to.join(","),
+                    ]
+                }),
+            )
+        }
+        What::Grants {
+            entitlement,
+            resource,
+        } => {
+            let s = source.one()?;
+            let on = match resource {
+                None => None,
+                Some(r) => match r.split_once(':') {
+                    Some((t, id)) if !t.is_empty() && !id.is_empty() => Some((t, id)),
+                    _ => bail!("-r takes TYPE:ID (e.g. user:5f1c…), got {r:?}"),
+                },
+            };
+            let owner: HashMap<&str, &output::ResourceId> = s
+                .out
+                .entitlements
+                .iter()
+                .map(|e| (e.id.as_str(), &e.resource))
+                .collect();
+            let rows: Vec<&output::Grant> = s
+                .out
+                .grants
+                .iter()
+                .filter(|g| entitlement.as_ref().is_none_or(|e| &g.entitlement == e))
+                .filter(|g| {
+                    on.is_none_or(|(t, id)| {
+                        let is = |r: &output::ResourceId| r.resource_type == t && r.resource == id;
+                        is(&g.principal) || owner.get(g.entitlement.as_str()).is_some_and(|r| is(r))
+                    })
+                })
+                .collect();
+            if json_out {
+                return write_json(w, &rows);
+            }
+            let names = names(&s.out);
+            table(
+                w,
+                &["ENTITLEMENT", "PRINCIPAL", "PRINCIPAL NAME"],
+                rows.iter().map(|g| {
+                    let p = &g.principal;
+                    vec![
+                        g.entitlement.clone(),
+                        format!("{}:{}", p.resource_type, p.resource),
+                        names
+                            .get(&(p.resource_type.as_str(), p.resource.as_str()))
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                    ]
+                }),
+            )
+        }
+        What::Stats => {
+            let s = source.one()?;
+            let st = &s.out.stats;
+            let mut per_type: BTreeMap<&str, u64> = BTreeMap::new();
+            for r in &s.out.resources {
+                *per_type.entry(r.id.resource_type.as_str()).or_default() += 1;
+            }
+            let doc = json!({
+                "sync_id": s.info.sync_id,
+                "sync_type": s.info.sync_type,
+                "started_at": s.info.started_at,
+                "ended_at": s.info.ended_at,
+                "connector": s.out.connector,
+                "resource_types": s.out.resource_types.len(),
+                "resources": per_type,
+                "entitlements": s.out.entitlements.len(),
+                "grants": s.out.grants.len(),
+                "http_requests": st.http_requests,
+                "retries": st.retries,
+                "duplicates_skipped": st.duplicates_skipped,
+                "elapsed_ms": st.elapsed_ms,
+            });
+            if json_out {
+                return write_json(w, &doc);
+            }
+            let mut rows: Vec<Vec<String>> = vec![
+                vec!["sync id".into(), dash(&s.info.sync_id)],
+                vec![
+                    "connector".into(),
+                    dash(
+                        format!(
+                            "{} {}",
+                            s.out.connector.display_name, s.out.connector.version
+                        )
+                        .trim(),
+                    ),
+                ],
+                vec!["started at".into(), dash(&s.info.started_at)],
+                vec![
+                    "ended at".into(),
+                    dash(s.info.ended_at.as_deref().unwrap_or("")),
+                ],
+                vec![
+                    "elapsed".into(),
+                    format!("{:.2} s", st.elapsed_ms as f64 / 1000.0),
+                ],
+                vec![
+                    "resource types".into(),
+                    s.out.resource_types.len().to_string(),
+                ],
+            ];
+            for (t, n) in &per_type {
+                rows.push(vec![format!("resources: {t}"), n.to_string()]);
+            }
+            rows.push(vec![
+                "entitlements".into(),
+                s.out.entitlements.len().to_string(),
+            ]);
+            rows.push(vec!["grants".into(), s.out.grants.len().to_string()]);
+            rows.push(vec!["http requests".into(), st.http_requests.to_string()]);
+            rows.push(vec!["retries".into(), st.retries.to_string()]);
+            table(w, &["STAT", "VALUE"], rows.into_iter())
+        }
+        What::Syncs => {
+            let syncs = source.syncs()?;
+            if json_out {
+                return write_json(w, &syncs);
+            }
+            table(
+                w,
+                &[
+                    "SYNC ID",
+                    "TYPE",
+                    "STARTED",
+                    "ENDED",
+                    "RESOURCES",
+                    "ENTITLEMENTS",
+                    "GRANTS",
+                ],
+                syncs.iter().map(|s| {
+                    vec![
+                        dash(&s.sync_id),
+                        s.sync_type.clone(),
+                        dash(&s.started_at),
+                        dash(s.ended_at.as_deref().unwrap_or("")),
+                        s.resources.to_string(),
+                        s.entitlements.to_string(),
+                        s.grants.to_string(),
+                    ]
+                }),
+            )
+        }
+        What::Diff => {
+            let mut two = source.latest(2)?.into_iter();
+            let (Some(new), Some(old)) = (two.next(), two.next()) else {
+                bail!("a diff needs two finished syncs");
+            };
+            let d = diff(&old.out, &new.out);
+            if json_out {
+                let doc = json!({
+                    "from": {"sync_id": old.info.sync_id, "ended_at": old.info.ended_at},
+                    "to": {"sync_id": new.info.sync_id, "ended_at": new.info.ended_at},
+                    "resources": {"added": d.resources_added, "removed": d.resources_removed},
+                    "entitlements": {"added": d.entitlements_added, "removed": d.entitlements_removed},
+                    "grants": {"added": d.grants_added, "removed": d.grants_removed},
+                });
+                return write_json(w, &doc);
+            }
+            writeln!(
+                w,
+                "from {} ({}) to {} ({})",
+                old.info.sync_id,
+                old.info.ended_at.as_deref().unwrap_or("-"),
+                new.info.sync_id,
+                new.info.ended_at.as_deref().unwrap_or("-")
+            )?;
+            if d.is_empty() {
+                writeln!(w, "no changes")?;
+                return Ok(());
+            }
+            let new_names = names(&new.out);
+            let old_names = names(&old.out);
+            let principal_name = |p: &output::ResourceId| {
+                let k = (p.resource_type.as_str(), p.resource.as_str());
+                new_names
+                    .get(&k)
+                    .or_else(|| old_names.get(&k))
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            };
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for (sign, list) in [("+", &d.resources_added), ("-", &d.resources_removed)] {
+                for r in list {
+                    rows.push(vec![
+                        sign.into(),
+                        "resource".into(),
+                        format!("{}:{}", r.id.resource_type, r.id.resource),
+                        r.display_name.clone(),
+                    ]);
+                }
+            }
+            for (sign, list) in [("+", &d.entitlements_added), ("-", &d.entitlements_removed)] {
+                for e in list {
+                    rows.push(vec![
+                        sign.into(),
+                        "entitlement".into(),
+                        e.id.clone(),
+                        e.display_name.clone(),
+                    ]);
+                }
+            }
+            for (sign, list) in [("+", &d.grants_added), ("-", &d.grants_removed)] {
+                for g in list {
+                    rows.push(vec![
+                        sign.into(),
+                        "grant".into(),
+                        g.id.clone(),
+                        principal_name(&g.principal),
+                    ]);
+                }
+            }
+            table(w, &["", "KIND", "ID", "NAME"], rows.into_iter())
+        }
+    }
+}
+
+/// Changes from `old` to `new`, each list in the order of the sync it
+/// comes from.
+#[derive(Serialize)]
+struct Diff<'a> {
+    resources_added: Vec<&'a output::Resource>,
+    resources_removed: Vec<&'a output::Resource>,
+    entitlements_added: Vec<&'a output::Entitlement>,
+    entitlements_removed: Vec<&'a output::Entitlement>,
+    grants_added: Vec<&'a output::Grant>,
+    grants_removed: Vec<&'a output::Grant>,
+}
+
+impl Diff<'_> {
+    fn is_empty(&self) -> bool {
+        self.resources_added.is_empty()
+            && self.resources_removed.is_empty()
+            && self.entitlements_added.is_empty()
+            && self.entitlements_removed.is_empty()
+            && self.grants_added.is_empty()
+            && self.grants_removed.is_empty()
+    }
+}
+
+fn only_in<'a, T, K: std::hash::Hash + Eq>(
+    a: &'a [T],
+    b: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Vec<&'a T> {
+    let in_b: HashSet<K> = b.iter().map(&key).collect();
+    a.iter().filter(|x| !in_b.contains(&key(x))).collect()
+}
+
+fn diff<'a>(old: &'a SyncOutput, new: &'a SyncOutput) -> Diff<'a> {
+    let rkey = |r: &'a output::Resource| (r.id.resource_type.as_str(), r.id.resource.as_str());
+    let ekey = |e: &'a output::Entitlement| e.id.as_str();
+    let gkey = |g: &'a output::Grant| g.id.as_str();
+    Diff {
+        resources_added: only_in(&new.resources, &old.resources, rkey),
+        resources_removed: only_in(&old.resources, &new.resources, rkey),
+        entitlements_added: only_in(&new.entitlements, &old.entitlements, ekey),
+        entitlements_removed: only_in(&old.entitlements, &new.entitlements, ekey),
+        grants_added: only_in(&new.grants, &old.grants, gkey),
+        grants_removed: only_in(&old.grants, &new.grants, gkey),
+    }
+}
+
+fn names(out: &SyncOutput) -> HashMap<(&str, &str), &str> {
+    out.resources
+        .iter()
+        .map(|r| {
+            (
+                (r.id.resource_type.as_str(), r.id.resource.as_str()),
+                r.display_name.as_str(),
+            )
+        })
+        .collect()
+}
+
+fn details(r: &output::Resource) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = &r.user {
+        parts.push(format!("{} ({})", u.login, u.status));
+    }
+    if let Some(src) = r.group.as_ref().and_then(|g| g.source.as_deref()) {
+        parts.push(format!("source {src}"));
+    }
+    if let Some(p) = &r.parent {
+        parts.push(format!("parent {}:{}", p.resource_type, p.resource));
+    }
+    parts.join("; ")
+}
+
+fn dash(s: impl AsRef<str>) -> String {
+    let s = s.as_ref();
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_json(w: &mut Vec<u8>, v: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, v)?;
+    w.push(b'\n');
+    Ok(())
+}
+
+/// Columns without borders, like `kubectl get`: readable, and easy to
+/// `grep` and `awk`. On a terminal, long cells wrap to its width.
+fn table(
+    w: &mut Vec<u8>,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> anyhow::Result<()> {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    }
+    t.set_header(header.iter().copied());
+    for r in rows {
+        t.add_row(r);
+    }
+    // The preset pads every cell by one space; the first column needs none.
+    for line in t.lines() {
+        let line = line.strip_prefix(' ').unwrap_or(&line);
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rid(t: &str, id: &str) -> output::ResourceId {
+        output::ResourceId {
+            resource_type: t.into(),
+            resource: id.into(),
+        }
+    }
+
+    fn sync(users: &[&str], grants: &[&str]) -> SyncOutput {
+        let doc = json!({
+            "connector": {"display_name": "Ironclad", "version": "0.1.0"},
+            "resource_types": [{"id": "user", "display_name": "User", "traits": ["user"]}],
+            "resources": users.iter().map(|u| json!({"id": rid("user", u), "parent": null, "display_name": u,
+                "user": null, "group": null, "profile": {}})).collect::<Vec<_>>(),
+            "entitlements": [],
+            "grants": grants.iter().map(|u| json!({"id": format!("group:g:member:user:{u}"),
+                "entitlement": "group:g:member", "principal": rid("user", u)})).collect::<Vec<_>>(),
+            "stats": output::Stats::default(),
+        });
+        serde_json::from_value(doc).unwrap()
+    }
+
+    #[test]
+    fn diff_names_what_came_and_went() {
+        let old = sync(&["a", "b"], &["a", "b"]);
+        let new = sync(&["a", "b", "c"], &["a"]);
+        let d = diff(&old, &new);
+        assert_eq!(d.resources_added.len(), 1);
+        assert_eq!(d.resources_added[0].id.resource, "c");
+        assert!(d.resources_removed.is_empty());
+        assert!(d.grants_added.is_empty());
+        assert_eq!(d.grants_removed[0].id, "group:g:member:user:b");
+        assert!(!d.is_empty());
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn tables_have_a_header_and_no_trailing_spaces() {
+        let mut w = Vec::new();
+        table(
+            &mut w,
+            &["A", "LONGER"],
+            vec![vec!["x".to_string(), "y".to_string()]].into_iter(),
+        )
+        .unwrap();
+        let s = String::from_utf8(w).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 2, "{s}");
+        assert!(lines[0].contains('A') && lines[0].contains("LONGER"));
+        assert!(lines.iter().all(|l| !l.ends_with(' ')));
+    }
+
+    #[test]
+    fn json_outputs_are_normalized_like_c1z_reads() {
+        let mut o = sync(&["a"], &[]);
+        o.resources[0].created_at = Some("2025-03-26T18:33:48.000Z".into());
+        o.resources[0].description = Some(String::new());
+        normalize(&mut o);
+        assert_eq!(
+            o.resources[0].created_at.as_deref(),
+            Some("2025-03-26T18:33:48Z")
+        );
+        assert_eq!(o.resources[0].description, None);
+    }
+}
