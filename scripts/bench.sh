@@ -28,7 +28,7 @@ export CONNECTOR_LOG=warn
 
 # Python (on every machine of this kind) measures the child's wall time and
 # peak RSS without needing GNU time.
-python3 - "$bin/connector-host" "$work/out.json" "$users" "$groups" "$memberships" "$latency_ms" <<'PY'
+python3 - "$bin/connector-host" "$work/out.${BENCH_FORMAT:-c1z}" "$users" "$groups" "$memberships" "$latency_ms" <<'PY'
 import json, os, resource, subprocess, sys, time
 host, out, users, groups, memberships, latency = sys.argv[1:]
 t0 = time.monotonic()
@@ -38,9 +38,11 @@ if p.returncode != 0:
     sys.stderr.write(p.stderr)
     sys.exit(p.returncode)
 rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-doc = json.load(open(out))
-st = doc["stats"]
+# The counts come back through the host's own reader, whatever the format.
+st = json.loads(subprocess.run([host, "inspect", "-f", out, "stats", "-o", "json"],
+                               check=True, stdout=subprocess.PIPE, text=True).stdout)
 res = {
+    "format": os.path.splitext(out)[1][1:],
     "users": int(users), "groups": int(groups), "memberships_asked": int(memberships),
     "latency_ms": int(latency),
     "resources": sum(st["resources"].values()), "entitlements": st["entitlements"], "grants": st["grants"],
@@ -51,6 +53,6 @@ print(f"tenant          {users} users, {groups} groups, {st['grants']} membershi
 print(f"wall time       {res['wall_s']} s")
 print(f"http requests   {res['http_requests']} (retries {res['retries']})")
 print(f"host peak RSS   {res['host_peak_rss_mib']} MiB")
-print(f"output          {res['output_bytes'] / 1e6:.1f} MB JSON")
+print(f"output          {res['output_bytes'] / 1e6:.1f} MB {res['format']}")
 print("BENCH " + json.dumps(res))
 PY

@@ -26,5 +26,8 @@ export BATON_AS_USER_EMAIL=$(field as_user_email)
 export BATON_IC_CLIENT_SECRET=${SIM_CLIENT_SECRET:-sim-secret-do-not-log-7f3a9c}
 
 "$bin/connector-host" validate
-"$bin/connector-host" sync -f demo-sync.json
-echo "output: demo-sync.json ($(du -h demo-sync.json | cut -f1))"
+rm -f demo-sync.c1z
+"$bin/connector-host" sync -f demo-sync.c1z
+echo "output: demo-sync.c1z ($(du -h demo-sync.c1z | cut -f1)); look inside with:"
+echo "  target/release/connector-host inspect -f demo-sync.c1z stats | resources -t group | grants | diff"
+"$bin/connector-host" inspect -f demo-sync.c1z stats
