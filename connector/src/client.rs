@@ -5,21 +5,59 @@
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use waki::Method;
 
 use crate::config::Config;
-use crate::errors::{api_error, unexpected_body};
-use crate::http;
+use crate::errors::{api_error, scrub, unexpected_body};
+use crate::http::{self, Reply};
 use crate::oauth::{self, Token, TokenRequest};
 use crate::paging::PAGE_SIZE;
-use crate::scim::{Group, ListResponse, UserInfo};
+use crate::scim::{Group, ListResponse, NewUser, User, UserInfo};
 use crate::state;
 use crate::wit::ConnectorError;
 
 const SCIM_ACCEPT: &str = "application/scim+json, application/json";
+/// What bodies are sent as: the type Ironclad's SCIM documents and examples use (rather than
+/// RFC 7644's `application/scim+json`, which they never mention).
+const SCIM_CONTENT_TYPE: &str = "application/json";
+const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const TOKEN_ENDPOINT: &str = "POST /oauth/token";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberOp {
+    Add,
+    Remove,
+}
+
+impl MemberOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            MemberOp::Add => "add",
+            MemberOp::Remove => "remove",
+        }
+    }
+}
 
 pub struct Ironclad {
     config: Config,
+}
+
+/// Runs `f` against Ironclad, making sure no message carries the client secret, the token or any
+/// of `also_secret` (a generated password).
+pub fn run<R>(
+    config: Config,
+    also_secret: &[&str],
+    f: impl FnOnce(&Ironclad) -> Result<R, ConnectorError>,
+) -> Result<R, ConnectorError> {
+    let secret = config.client_secret.expose().to_owned();
+    let result = f(&Ironclad::new(config));
+    result.map_err(|e| {
+        let token = state::with(|s| s.token.as_ref().map(|t| t.value.clone()));
+        let mut secrets = vec![secret.as_str(), token.as_deref().unwrap_or_default()];
+        secrets.extend_from_slice(also_secret);
+        scrub(e, &secrets)
+    })
 }
 
 impl Ironclad {
@@ -47,13 +85,86 @@ impl Ironclad {
         self.get_json(&format!("/scim/v2/Groups/{}", escape_segment(id)))
     }
 
-    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {
-        let endpoint = format!("GET {path}");
-        let body = self.get(path, &endpoint)?;
-        serde_json::from_slice(&body).map_err(|e| unexpected_body(&endpoint, &e))
+    /// `GET /Users?filter=userName eq "<login>"`: the users with that login (at most one).
+    pub fn users_named(&self, login: &str) -> Result<Vec<User>, ConnectorError> {
+        let filter = user_name_filter(login);
+        let page: ListResponse = self.get_json(&format!(
+            "/scim/v2/Users?filter={}",
+            escape_segment(&filter)
+        ))?;
+        Ok(page.items())
     }
 
-    fn get(&self, path: &str, endpoint: &str) -> Result<Vec<u8>, ConnectorError> {
+    /// `PATCH /Groups/{id}` adding or removing one member. 200 (with the group) and 204 are both
+    /// success; any other answer comes back as a `Reply` for the caller to word.
+    pub fn patch_members(
+        &self,
+        group_id: &str,
+        op: MemberOp,
+        user_id: &str,
+    ) -> Result<Reply, ConnectorError> {
+        let body = serde_json::json!({
+            "schemas": [PATCH_OP_SCHEMA],
+            "Operations": [{"op": op.as_str(), "path": "members", "value": [{"value": user_id}]}],
+        });
+        self.send_json(
+            Method::Patch,
+            &format!("/scim/v2/Groups/{}", escape_segment(group_id)),
+            &body,
+        )
+    }
+
+    /// `POST /Users`; the answer is the caller's to read (201, 409, 400 mean different things).
+    pub fn post_user(&self, body: &NewUser<'_>) -> Result<Reply, ConnectorError> {
+        self.send_json(Method::Post, "/scim/v2/Users", body)
+    }
+
+    fn send_json<T: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &T,
+    ) -> Result<Reply, ConnectorError> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            ConnectorError::Other(format!("cannot encode the request body for {path}: {e}"))
+        })?;
+        self.call(
+            method,
+            path,
+            &[("content-type", SCIM_CONTENT_TYPE)],
+            Some(&body),
+        )
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {
+        let endpoint = format!("GET {path}");
+        let reply = self.call(Method::Get, path, &[], None)?;
+        if !reply.is_success() {
+            return Err(self.error(&endpoint, &reply));
+        }
+        serde_json::from_slice(&reply.body).map_err(|e| unexpected_body(&endpoint, &e))
+    }
+
+    /// A refusal in Ironclad's words, for `endpoint` ("PATCH /scim/v2/Groups/…").
+    pub fn error(&self, endpoint: &str, reply: &Reply) -> ConnectorError {
+        api_error(
+            endpoint,
+            reply.status,
+            &reply.body,
+            reply.retry_after.as_deref(),
+            &self.config.as_user,
+        )
+    }
+
+    /// One request with the token and the acting user; a 401 gets a fresh token and one retry.
+    /// Every other answer is handed back as it came.
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        extra_headers: &[(&'static str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply, ConnectorError> {
         let origin = self.config.origin.as_str();
         let url = format!("{origin}{path}");
         let as_user = &self.config.as_user;
@@ -61,27 +172,19 @@ impl Ironclad {
         let mut retried = false;
         loop {
             let authorization = format!("Bearer {token}");
-            let headers = [
+            let mut headers = vec![
                 ("authorization", authorization.as_str()),
                 ("accept", SCIM_ACCEPT),
                 (as_user.header_name(), as_user.value()),
             ];
-            let reply = http::get(&url, origin, &headers)?;
+            headers.extend_from_slice(extra_headers);
+            let reply = http::request(method.clone(), &url, origin, &headers, body)?;
             if reply.status == 401 && !retried {
                 retried = true;
                 token = self.token(true)?;
                 continue;
             }
-            if reply.is_success() {
-                return Ok(reply.body);
-            }
-            return Err(api_error(
-                endpoint,
-                reply.status,
-                &reply.body,
-                reply.retry_after.as_deref(),
-                as_user,
-            ));
+            return Ok(reply);
         }
     }
 
@@ -129,6 +232,13 @@ impl Ironclad {
     }
 }
 
+/// `userName eq "<login>"`, with the login quoted as a SCIM string (RFC 7644 §3.4.2.2: a JSON
+/// string, so `\` and `"` are escaped, and control characters too).
+pub fn user_name_filter(login: &str) -> String {
+    let quoted = serde_json::Value::String(login.to_owned()).to_string();
+    format!("userName eq {quoted}")
+}
+
 /// Percent-encodes an id for use as one path segment; Ironclad's ids are hex or UUIDs, but an id
 /// handed in by a host is not trusted to be (dots too, so `..` cannot climb the path).
 pub fn escape_segment(id: &str) -> String {
@@ -157,5 +267,21 @@ mod tests {
         );
         assert_eq!(escape_segment("../Users?x=1"), "%2E%2E%2FUsers%3Fx%3D1");
         assert_eq!(escape_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn user_name_filters_are_quoted_and_escaped() {
+        assert_eq!(
+            user_name_filter("jane.doe@acme.com"),
+            r#"userName eq "jane.doe@acme.com""#
+        );
+        assert_eq!(
+            user_name_filter(r#"a"b\c@x.com"#),
+            r#"userName eq "a\"b\\c@x.com""#
+        );
+        assert_eq!(
+            escape_segment(&user_name_filter("a+b@x.com")),
+            "userName%20eq%20%22a%2Bb%40x%2Ecom%22"
+        );
     }
 }

@@ -14,8 +14,12 @@ use crate::wit::{ConnectorError, RateLimit};
 pub const QUOTE_LIMIT: usize = 200;
 
 pub fn truncate(s: &str) -> String {
+    truncate_to(s, QUOTE_LIMIT)
+}
+
+pub fn truncate_to(s: &str, limit: usize) -> String {
     let s = s.trim();
-    match s.char_indices().nth(QUOTE_LIMIT) {
+    match s.char_indices().nth(limit) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_owned(),
     }
@@ -48,6 +52,13 @@ impl ErrorBody {
 /// Ironclad's own words for a failure, e.g. "invalidFilter: No matching schema for attribute: x".
 /// Falls back to the raw body (cut short) when it is not one of the known shapes.
 pub fn ironclad_words(body: &[u8]) -> String {
+    ironclad_words_within(body, QUOTE_LIMIT)
+}
+
+/// [`ironclad_words`] cut at `limit` characters instead, for a reason that must reach a person
+/// whole (a rule Ironclad spells out).
+pub fn ironclad_words_within(body: &[u8], limit: usize) -> String {
+    let truncate = |s: &str| truncate_to(s, limit);
     let e = ErrorBody::parse(body);
     let pairs = [
         (e.scim_type.as_deref(), e.detail.as_deref()),

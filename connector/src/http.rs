@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use waki::bindings::wasi::io::streams::StreamError;
-use waki::{Client, ErrorCode, RequestBuilder};
+use waki::{Client, ErrorCode, Method, RequestBuilder};
 
 use crate::errors::truncate;
 use crate::wit::ConnectorError;
@@ -26,14 +26,6 @@ impl Reply {
     }
 }
 
-pub fn get(
-    url: &str,
-    origin: &str,
-    headers: &[(&'static str, &str)],
-) -> Result<Reply, ConnectorError> {
-    send(Client::new().get(url), origin, headers)
-}
-
 pub fn post_json<T: Serialize>(
     url: &str,
     origin: &str,
@@ -41,6 +33,21 @@ pub fn post_json<T: Serialize>(
     body: &T,
 ) -> Result<Reply, ConnectorError> {
     send(Client::new().post(url).json(body), origin, headers)
+}
+
+/// A request with an optional body already encoded; `headers` say its content type.
+pub fn request(
+    method: Method,
+    url: &str,
+    origin: &str,
+    headers: &[(&'static str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Reply, ConnectorError> {
+    let mut request = Client::new().request(method, url);
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    send(request, origin, headers)
 }
 
 fn send(

@@ -1,6 +1,7 @@
 //! The Ironclad connector: a WebAssembly component that reads Ironclad's users, groups and group
-//! memberships through its SCIM API and hands them to a host in the shapes of `wit/connector.wit`.
-//! Provisioning is not implemented yet: those exports answer without a request.
+//! memberships through its SCIM API and hands them to a host in the shapes of `wit/connector.wit`;
+//! it also grants and revokes group membership and creates accounts (with a generated password
+//! when the company does not sign in through SAML). It never deletes users.
 //!
 //! Boundary: it knows Ironclad and nothing of the host. Settings come only from
 //! `wasi:config/store`, the network only through `wasi:http/outgoing-handler` (via `waki`), and
@@ -24,6 +25,7 @@ mod mapping;
 mod metadata;
 mod oauth;
 mod paging;
+mod password;
 mod provisioning;
 mod scim;
 mod state;
@@ -84,25 +86,25 @@ impl SyncGuest for Component {
 
 impl ProvisioningGuest for Component {
     fn grant(
-        _principal: ResourceId,
-        _entitlement: EntitlementRef,
+        principal: ResourceId,
+        entitlement: EntitlementRef,
     ) -> Result<GrantOutcome, ConnectorError> {
-        Err(provisioning::refuse("grant"))
+        provisioning::grant(&principal, &entitlement)
     }
 
-    fn revoke(_grant: Grant) -> Result<RevokeOutcome, ConnectorError> {
-        Err(provisioning::refuse("revoke"))
+    fn revoke(grant: Grant) -> Result<RevokeOutcome, ConnectorError> {
+        provisioning::revoke(&grant)
     }
 
     fn create_account(
-        _info: AccountInfo,
-        _credential: CredentialOption,
+        info: AccountInfo,
+        credential: CredentialOption,
     ) -> Result<CreateAccountOutcome, ConnectorError> {
-        Err(provisioning::refuse("create-account"))
+        provisioning::create_account(&info, &credential)
     }
 
-    fn delete_resource(_id: ResourceId) -> Result<(), ConnectorError> {
-        Err(provisioning::refuse("delete-resource"))
+    fn delete_resource(id: ResourceId) -> Result<(), ConnectorError> {
+        Err(provisioning::delete_resource(&id))
     }
 }
 

@@ -7,7 +7,8 @@ use crate::config::{
 };
 use crate::mapping::{GROUP, USER};
 use crate::wit::{
-    Capabilities, ConfigField, ConnectorMetadata, ResourceCapabilities, ResourceTrait, ResourceType,
+    AccountField, Capabilities, ConfigField, ConnectorMetadata, ResourceCapabilities,
+    ResourceTrait, ResourceType,
 };
 
 fn field(name: &str, description: &str) -> ConfigField {
@@ -63,31 +64,61 @@ pub fn config_schema() -> Vec<ConfigField> {
             allowed_values: READ_ONLY_VALUES.iter().map(|v| (*v).to_owned()).collect(),
             ..field(
                 READ_ONLY,
-                "Ask Ironclad only for the read scopes (scim.users.readUsers, scim.groups.readGroups).",
+                "Ask Ironclad only for the read scopes (scim.users.readUsers, scim.groups.readGroups) and refuse every change (grant, revoke, create-account). When false the connector also asks scim.groups.updateGroups and scim.users.createUsers.",
             )
         },
+    ]
+}
+
+fn account_field(name: &str, required: bool, description: &str) -> AccountField {
+    AccountField {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        required,
+    }
+}
+
+/// What a person fills in to create an Ironclad account.
+pub fn account_creation_schema() -> Vec<AccountField> {
+    vec![
+        account_field(
+            "email",
+            true,
+            "The new user's work email: it becomes their Ironclad login (userName) and primary email.",
+        ),
+        account_field("given-name", true, "The new user's given (first) name."),
+        account_field("family-name", true, "The new user's family (last) name."),
+        account_field("title", false, "Job title, shown in Ironclad."),
+        account_field(
+            "department",
+            false,
+            "Department (the SCIM enterprise extension's department).",
+        ),
     ]
 }
 
 pub fn metadata() -> ConnectorMetadata {
     ConnectorMetadata {
         display_name: "Ironclad".to_owned(),
-        description: "Syncs Ironclad users, groups and group memberships through Ironclad's SCIM API, with an OAuth client-credentials app acting as an Ironclad user.".to_owned(),
+        description: "Syncs Ironclad users, groups and group memberships through Ironclad's SCIM API, with an OAuth client-credentials app acting as an Ironclad user; grants and revokes group membership and creates accounts (never deletes users).".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         config_schema: config_schema(),
-        // Empty until account creation is implemented.
-        account_creation_schema: Vec::new(),
+        account_creation_schema: account_creation_schema(),
         outbound_hosts: vec![
             "https://{environment}.ironcladapp.com".to_owned(),
             "origin of base-url when set".to_owned(),
         ],
-        capabilities: [USER, GROUP]
-            .into_iter()
-            .map(|kind| ResourceCapabilities {
-                resource_type: kind.to_owned(),
-                capabilities: Capabilities::SYNC,
-            })
-            .collect(),
+        capabilities: vec![
+            // Users are created, never deleted (see `provisioning::NO_DEPROVISIONING`).
+            ResourceCapabilities {
+                resource_type: USER.to_owned(),
+                capabilities: Capabilities::SYNC | Capabilities::CREATE_ACCOUNT,
+            },
+            ResourceCapabilities {
+                resource_type: GROUP.to_owned(),
+                capabilities: Capabilities::SYNC | Capabilities::GRANT | Capabilities::REVOKE,
+            },
+        ],
     }
 }
 
@@ -128,15 +159,46 @@ mod tests {
     }
 
     #[test]
-    fn metadata_offers_sync_of_users_and_groups() {
+    fn metadata_offers_sync_membership_changes_and_account_creation() {
         let m = metadata();
         assert_eq!(m.display_name, "Ironclad");
         assert_eq!(m.version, env!("CARGO_PKG_VERSION"));
+        let caps = |t: &str| {
+            m.capabilities
+                .iter()
+                .find(|c| c.resource_type == t)
+                .unwrap()
+                .capabilities
+        };
         assert_eq!(m.capabilities.len(), 2);
-        assert!(m
-            .capabilities
+        assert_eq!(
+            caps("user"),
+            Capabilities::SYNC | Capabilities::CREATE_ACCOUNT
+        );
+        assert!(!caps("user").contains(Capabilities::DELETE));
+        assert_eq!(
+            caps("group"),
+            Capabilities::SYNC | Capabilities::GRANT | Capabilities::REVOKE
+        );
+        let fields: Vec<_> = m
+            .account_creation_schema
             .iter()
-            .all(|c| c.capabilities == Capabilities::SYNC));
+            .map(|f| (f.name.as_str(), f.required))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("email", true),
+                ("given-name", true),
+                ("family-name", true),
+                ("title", false),
+                ("department", false),
+            ]
+        );
+        assert!(m
+            .account_creation_schema
+            .iter()
+            .all(|f| !f.description.is_empty()));
         let ids: Vec<_> = resource_types().into_iter().map(|t| t.id).collect();
         assert_eq!(ids, ["user", "group"]);
     }

@@ -43,17 +43,28 @@ pub struct Page {
 ///
 /// Done when the page is empty, when it reaches `totalResults`, or when every entry is one we
 /// already returned: a server that ignores `startIndex` would otherwise be paged forever.
+///
+/// A `totalResults` that is visibly wrong (this page already runs past it) is not trusted: the
+/// listing then goes on while pages come back full, so a total that lies low loses nothing. One
+/// that lies high costs one empty page at the end.
 pub fn next_token(page: &Page) -> Option<String> {
     let len = page.len as u64;
     if len == 0 || page.repeated >= page.len {
         return None;
     }
     let next = page.start.checked_add(len)?;
-    // `next > total` is Ironclad's `startIndex + len(Resources) - 1 >= totalResults`.
-    if page.total_results.is_some_and(|total| next > total) || next > MAX_START {
+    if next > MAX_START {
         return None;
     }
-    Some(next.to_string())
+    // `next > total` is Ironclad's `startIndex + len(Resources) - 1 >= totalResults`.
+    match page.total_results {
+        Some(total) if next > total => {
+            let delivered_past_total = next - 1 > total;
+            let full = len >= u64::from(PAGE_SIZE);
+            (delivered_past_total && full).then(|| next.to_string())
+        }
+        _ => Some(next.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +80,22 @@ mod tests {
             repeated,
             total_results: total,
         })
+    }
+
+    #[test]
+    fn a_total_that_lies_low_is_not_trusted_while_pages_are_full() {
+        // Claims 1500, but the second full page already runs to 2000.
+        assert_eq!(next(1001, 1000, 0, Some(1500)).as_deref(), Some("2001"));
+        // A short page past a lying total ends the listing.
+        assert_eq!(next(2001, 600, 0, Some(1500)), None);
+        // An honest total is trusted: no extra request at an exact multiple.
+        assert_eq!(next(1001, 1000, 0, Some(2000)), None);
+    }
+
+    #[test]
+    fn a_total_that_lies_high_ends_at_the_first_empty_page() {
+        assert_eq!(next(1, 1000, 0, Some(1_000_000)).as_deref(), Some("1001"));
+        assert_eq!(next(1001, 0, 0, Some(1_000_000)), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! optional, and a field of the wrong shape reads as absent instead of failing a whole page.
 
 use serde::de::{DeserializeOwned, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A string, or a number/bool written as one; anything else reads as absent.
@@ -224,6 +224,61 @@ impl HasId for Group {
     fn id(&self) -> Option<&str> {
         self.id.as_deref()
     }
+}
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A `POST /Users` body. Its `Debug` leaves the password out.
+#[derive(Serialize)]
+pub struct NewUser<'a> {
+    pub schemas: Vec<&'static str>,
+    #[serde(rename = "userName")]
+    pub user_name: &'a str,
+    pub name: NewName<'a>,
+    pub emails: Vec<NewEmail<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<&'a str>,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enterprise: Option<NewEnterprise<'a>>,
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<&'a str>,
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("user_name", &self.user_name)
+            .field("title", &self.title)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewName<'a> {
+    #[serde(rename = "givenName")]
+    pub given_name: &'a str,
+    #[serde(rename = "familyName")]
+    pub family_name: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewEmail<'a> {
+    pub value: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub primary: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewEnterprise<'a> {
+    pub department: &'a str,
 }
 
 /// `GET /oauth/userinfo`: who the token acts as.

@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use crate::client::Ironclad;
+use crate::client::{self, Ironclad};
 use crate::config::Config;
-use crate::errors::{scrub, truncate};
+use crate::errors::truncate;
 use crate::mapping::{self, GROUP, USER};
 use crate::paging::{self, Page};
 use crate::scim::{Group, User};
@@ -17,13 +17,7 @@ use crate::wit::{ConnectorError, EntitlementPage, GrantPage, Resource, ResourceI
 fn with_ironclad<R>(
     f: impl FnOnce(&Ironclad) -> Result<R, ConnectorError>,
 ) -> Result<R, ConnectorError> {
-    let config = Config::load()?;
-    let secret = config.client_secret.expose().to_owned();
-    let result = f(&Ironclad::new(config));
-    result.map_err(|e| {
-        let token = state::with(|s| s.token.as_ref().map(|t| t.value.clone()));
-        scrub(e, &[&secret, token.as_deref().unwrap_or_default()])
-    })
+    client::run(Config::load()?, &[], f)
 }
 
 pub fn outbound_origins() -> Result<Vec<String>, ConnectorError> {
