@@ -32,6 +32,30 @@ pub struct Faults {
     /// `PATCH /Groups/{id}` answers 204 with no body instead of 200 with the
     /// group (Ironclad documents both).
     pub patch_returns_204: bool,
+    /// `GET /Users` listings answer this broken or hostile way.
+    pub hostile: Option<Hostile>,
+}
+
+/// What a broken proxy or a buggy API release can send instead of a
+/// well-formed user listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// 200 with JSON cut off mid-way.
+    MalformedJson,
+    /// 200 with the right keys holding the wrong types.
+    WrongTypes,
+    /// 200 with users stripped to their id and userName.
+    MissingFields,
+    /// 200 with one user's title 4 MiB long.
+    HugeStrings,
+    /// `totalResults` ten times what exists.
+    TotalTooHigh,
+    /// `totalResults` a third of what exists.
+    TotalTooLow,
+    /// 200 with a proxy's HTML sign-in page.
+    HtmlPage,
+    /// 200 with an empty body.
+    EmptyOk,
 }
 
 impl Default for Faults {
@@ -43,6 +67,7 @@ impl Default for Faults {
             server_error_every: None,
             server_error_status: 503,
             patch_returns_204: false,
+            hostile: None,
         }
     }
 }
@@ -87,8 +112,13 @@ pub(crate) async fn scim_faults(
 ) -> Response {
     let n = shared.fault_counter.fetch_add(1, Ordering::Relaxed) + 1;
     let faults = shared.faults();
+    let user_listing = req.method() == axum::http::Method::GET
+        && req.uri().path().trim_end_matches('/').ends_with("/Users");
     match decide(&faults, n) {
-        None => next.run(req).await,
+        None => match faults.hostile.filter(|_| user_listing) {
+            Some(h) => corrupt(h, next.run(req).await).await,
+            None => next.run(req).await,
+        },
         Some(Fault::RateLimited) => rate_limited(faults.retry_after_secs),
         Some(Fault::ServerError(status)) => gateway_error(status),
     }
@@ -108,6 +138,86 @@ fn rate_limited(retry_after: Option<u64>) -> Response {
         }
     }
     resp
+}
+
+/// Rewrites a good `GET /Users` answer into a hostile one.
+async fn corrupt(h: Hostile, resp: Response) -> Response {
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let bytes = match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let json = |v: &serde_json::Value| {
+        let mut r = (StatusCode::OK, v.to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/scim+json"),
+        );
+        r
+    };
+    let users = doc.get_mut("Resources").and_then(|r| r.as_array_mut());
+    match h {
+        Hostile::MalformedJson => {
+            let text = String::from_utf8_lossy(&bytes);
+            let cut = text.len() / 2;
+            (
+                StatusCode::OK,
+                text[..text.floor_char_boundary(cut)].to_string(),
+            )
+                .into_response()
+        }
+        Hostile::WrongTypes => json(&serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": "many", "Resources": {"userName": 42}, "startIndex": "one"
+        })),
+        Hostile::MissingFields => {
+            if let Some(users) = users {
+                for u in users.iter_mut() {
+                    if let Some(o) = u.as_object_mut() {
+                        o.retain(|k, _| k == "id" || k == "userName");
+                    }
+                }
+            }
+            json(&doc)
+        }
+        Hostile::HugeStrings => {
+            if let Some(first) = users
+                .and_then(|u| u.first_mut())
+                .and_then(|u| u.as_object_mut())
+            {
+                first.insert(
+                    "title".into(),
+                    serde_json::Value::String("T".repeat(4 << 20)),
+                );
+            }
+            json(&doc)
+        }
+        Hostile::TotalTooHigh | Hostile::TotalTooLow => {
+            if let Some(total) = doc.get("totalResults").and_then(|t| t.as_u64()) {
+                let lie = if h == Hostile::TotalTooHigh {
+                    total * 10
+                } else {
+                    total / 3
+                };
+                doc["totalResults"] = lie.into();
+            }
+            json(&doc)
+        }
+        Hostile::HtmlPage => {
+            let mut r = (
+                StatusCode::OK,
+                "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form action=\"/login\">Corporate proxy: please sign in</form></body></html>",
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r
+        }
+        Hostile::EmptyOk => StatusCode::OK.into_response(),
+    }
 }
 
 /// 5xxs come from the load balancer, as HTML, not from the API.

@@ -29,7 +29,7 @@ use axum::serve::ListenerExt as _;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-pub use faults::Faults;
+pub use faults::{Faults, Hostile};
 pub use oauth::ALL_SCOPES;
 pub use password::{check_password, PASSWORD_RULE, PASSWORD_SPECIALS};
 pub use tenant::{Group, Tenant, TenantSpec, User};

@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             server_error_every: args.server_error_every,
             server_error_status: args.server_error_status,
             patch_returns_204: args.patch_returns_204,
+            hostile: None,
         },
         saml: args.saml,
         ..SimConfig::default()
