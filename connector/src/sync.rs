@@ -77,6 +77,7 @@ pub fn list_resources(
         Ok(ResourcePage {
             items,
             next_page_token,
+            total_hint: page.total_results,
         })
     })
 }

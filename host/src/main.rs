@@ -527,4 +527,10 @@ fn print_summary(out: &output::SyncOutput, file: &std::path::Path) {
         "  {:<14} {:>9}   (retries {}, duplicates skipped {})",
         "http requests", s.http_requests, s.retries, s.duplicates_skipped
     );
+    for (t, m) in &s.totals_moved {
+        println!(
+            "  note: the {t} count moved from {} to {} during the sync; run it again to catch up",
+            m.first, m.last
+        );
+    }
 }

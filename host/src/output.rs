@@ -105,6 +105,17 @@ pub struct Stats {
     pub duplicates_skipped: u64,
     pub elapsed_ms: u64,
     pub started_at: String,
+    /// Resource types whose count the application reported differently
+    /// while the sync paged through them: records were created or deleted
+    /// meanwhile, and a later sync will catch what this one missed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub totals_moved: BTreeMap<String, TotalMoved>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalMoved {
+    pub first: u64,
+    pub last: u64,
 }
 
 impl From<&wit::ResourceId> for ResourceId {

@@ -46,16 +46,25 @@ pub async fn run(
 
     let mut resources = Vec::new();
     let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut totals_moved = BTreeMap::new();
     for rt in &types {
         let what = format!("listing {} resources", rt.id);
         let mut seen: HashSet<String> = HashSet::new();
         let mut pager = Pager::new(&what);
+        let mut totals: Option<output::TotalMoved> = None;
         loop {
             let token = pager.token.clone();
             let page = with_retry(conn, policy, &mut progress, &what, async |c| {
                 c.list_resources(&rt.id, None, token.as_deref()).await
             })
             .await?;
+            if let Some(hint) = page.total_hint {
+                let t = totals.get_or_insert(output::TotalMoved {
+                    first: hint,
+                    last: hint,
+                });
+                t.last = hint;
+            }
             for r in page.items {
                 if r.id.resource_type != rt.id {
                     bail!(
@@ -76,6 +85,14 @@ pub async fn run(
             }
         }
         per_type.insert(rt.id.clone(), seen.len() as u64);
+        if let Some(t) = totals.filter(|t| t.first != t.last) {
+            tracing::warn!(
+                resource_type = %rt.id,
+                "the application's {} count moved from {} to {} during the sync: records created or deleted meanwhile may be missing until the next sync",
+                rt.id, t.first, t.last
+            );
+            totals_moved.insert(rt.id.clone(), t);
+        }
         tracing::info!(resource_type = %rt.id, count = seen.len(), "resources listed");
     }
 
@@ -134,6 +151,7 @@ pub async fn run(
         duplicates_skipped: progress.duplicates,
         elapsed_ms: started.elapsed().as_millis() as u64,
         started_at,
+        totals_moved,
     };
     Ok(SyncReport {
         output: SyncOutput {

@@ -34,6 +34,10 @@ pub struct Faults {
     pub patch_returns_204: bool,
     /// `GET /Users` listings answer this broken or hostile way.
     pub hostile: Option<Hostile>,
+    /// The tenant changes while a sync pages through users: before each
+    /// `GET /Users` page after the first, one early user is deleted and two
+    /// are created, so offsets shift and `totalResults` grows.
+    pub churn: bool,
 }
 
 /// What a broken proxy or a buggy API release can send instead of a
@@ -68,6 +72,7 @@ impl Default for Faults {
             server_error_status: 503,
             patch_returns_204: false,
             hostile: None,
+            churn: false,
         }
     }
 }
@@ -114,6 +119,14 @@ pub(crate) async fn scim_faults(
     let faults = shared.faults();
     let user_listing = req.method() == axum::http::Method::GET
         && req.uri().path().trim_end_matches('/').ends_with("/Users");
+    let later_page = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("startIndex=")))
+        .is_some_and(|s| s != "1");
+    if faults.churn && user_listing && later_page {
+        churn(&shared, n);
+    }
     match decide(&faults, n) {
         None => match faults.hostile.filter(|_| user_listing) {
             Some(h) => corrupt(h, next.run(req).await).await,
@@ -138,6 +151,24 @@ fn rate_limited(retry_after: Option<u64>) -> Response {
         }
     }
     resp
+}
+
+/// Deletes one early user (never the first, the admin) and creates two.
+fn churn(shared: &Shared, n: u64) {
+    let mut state = shared.write();
+    let victim = state.users().get(1).map(|u| u.id.clone());
+    if let Some(id) = victim {
+        state.delete_user(&id);
+    }
+    for i in 0..2 {
+        let _ = state.create_user(crate::tenant::NewUser {
+            user_name: format!("churn.{n}.{i}@example-tenant.test"),
+            given_name: "Churn".into(),
+            family_name: format!("User{n}{i}"),
+            provider: "local".into(),
+            ..Default::default()
+        });
+    }
 }
 
 /// Rewrites a good `GET /Users` answer into a hostile one.

@@ -75,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             server_error_status: args.server_error_status,
             patch_returns_204: args.patch_returns_204,
             hostile: None,
+            churn: false,
         },
         saml: args.saml,
         ..SimConfig::default()

@@ -196,3 +196,46 @@ fn sigkill_at_any_moment_leaves_the_previous_file() {
         );
     }
 }
+
+#[test]
+fn paging_under_churn_gives_no_duplicates_and_says_the_totals_moved() {
+    let sim = sim(3_500, 5, 200);
+    let before: std::collections::BTreeSet<String> =
+        sim.tenant().users.into_iter().map(|u| u.id).collect();
+    sim.set_faults(Faults {
+        churn: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.json");
+    let run = Host::for_sim(&sim).run(&["sync", "-f", file.to_str().unwrap()]);
+    run.assert_ok();
+    let out = read_json(&file);
+    let ids: Vec<String> = out["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["id"]["resource_type"] == "user")
+        .map(|r| r["id"]["resource"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no duplicates");
+    let after: std::collections::BTreeSet<String> =
+        sim.tenant().users.into_iter().map(|u| u.id).collect();
+    assert!(
+        ids.iter()
+            .all(|id| before.contains(id) || after.contains(id)),
+        "only real users"
+    );
+    let moved = &out["stats"]["totals_moved"]["user"];
+    assert!(
+        moved["first"].as_u64().unwrap() < moved["last"].as_u64().unwrap(),
+        "{}",
+        out["stats"]
+    );
+    assert!(run.stderr.contains("count moved"), "{}", run.stderr);
+    assert!(
+        out["stats"]["totals_moved"].get("group").is_none(),
+        "groups held still"
+    );
+}
