@@ -29,5 +29,5 @@ export BATON_IC_CLIENT_SECRET=${SIM_CLIENT_SECRET:-sim-secret-do-not-log-7f3a9c}
 rm -f demo-sync.c1z
 "$bin/connector-host" sync -f demo-sync.c1z
 echo "output: demo-sync.c1z ($(du -h demo-sync.c1z | cut -f1)); look inside with:"
-echo "  target/release/connector-host inspect -f demo-sync.c1z stats | resources -t group | grants | diff"
+echo "  target/release/connector-host inspect -f demo-sync.c1z {stats, resources -t group, grants, syncs, diff}"
 "$bin/connector-host" inspect -f demo-sync.c1z stats
