@@ -239,3 +239,58 @@ fn paging_under_churn_gives_no_duplicates_and_says_the_totals_moved() {
         "groups held still"
     );
 }
+
+#[test]
+fn a_refusal_that_is_not_transient_is_not_retried() {
+    let sim = sim(50, 2, 20);
+    let run = Host::for_sim(&sim)
+        .env("BATON_AS_USER_EMAIL", "nobody@example-tenant.test")
+        .run(&["sync", "-f", "/tmp/never-written-403.json"]);
+    assert!(!run.ok());
+    assert!(
+        run.error_line().contains("permission denied"),
+        "{}",
+        run.stderr
+    );
+    // One token, one refused page: a 403 is not worth a retry.
+    assert_eq!(
+        sim.requests().get("GET /scim/v2/Users"),
+        Some(&1),
+        "{:?}",
+        sim.requests()
+    );
+}
+
+#[test]
+fn a_server_that_stops_answering_times_out_and_is_retried_then_given_up() {
+    let sim = sim(50, 2, 20);
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(2_500),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let run = Host::for_sim(&sim).run(&[
+        "--first-byte-timeout-secs",
+        "1",
+        "--max-retries",
+        "1",
+        "sync",
+        "-f",
+        "/tmp/never-written-timeout.json",
+    ]);
+    assert!(!run.ok());
+    let line = run.error_line();
+    assert!(
+        line.contains("unavailable") && line.contains("gave up after"),
+        "{line}"
+    );
+    // The first attempt and one retry each timed out on the token request.
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert_eq!(
+        sim.requests().get("POST /oauth/token"),
+        Some(&2),
+        "{:?}",
+        sim.requests()
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded");
+}
