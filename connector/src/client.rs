@@ -1,6 +1,7 @@
 //! Ironclad's endpoints as the connector uses them: every call carries a current token and the
 //! acting user, a 401 gets one fresh token and one retry (a token can be revoked or expire
-//! early), and a refusal becomes a `connector-error` in Ironclad's own words.
+//! early), and a refusal becomes a `connector-error` in Ironclad's own words. Every request
+//! (token requests and retries included) first waits its turn in the client-side rate limit.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use crate::errors::{api_error, scrub, unexpected_body};
 use crate::http::{self, Reply};
 use crate::oauth::{self, Token, TokenRequest};
 use crate::paging::PAGE_SIZE;
+use crate::rate_limit::{self, SystemClock};
 use crate::scim::{Group, ListResponse, NewUser, User, UserInfo};
 use crate::state;
 use crate::wit::ConnectorError;
@@ -178,6 +180,7 @@ impl Ironclad {
                 (as_user.header_name(), as_user.value()),
             ];
             headers.extend_from_slice(extra_headers);
+            self.throttle(&method, path);
             let reply = http::request(method.clone(), &url, origin, &headers, body)?;
             if reply.status == 401 && !retried {
                 retried = true;
@@ -186,6 +189,14 @@ impl Ironclad {
             }
             return Ok(reply);
         }
+    }
+
+    /// Waits until a request of this method and path fits its Ironclad budget (nothing else
+    /// runs in the instance meanwhile, so sleeping inside `state::with` is safe).
+    fn throttle(&self, method: &Method, path: &str) {
+        let bucket = rate_limit::bucket(method, path);
+        let per_minute = self.config.rate_limits.per_minute(bucket);
+        state::with(|s| s.limiter.acquire(bucket, per_minute, &mut SystemClock));
     }
 
     /// The cached token while it is good for these settings, else a new one.
@@ -206,6 +217,7 @@ impl Ironclad {
         state::with(|s| s.token = None);
 
         let origin = self.config.origin.as_str();
+        self.throttle(&Method::Post, "/oauth/token");
         let minted_at = Instant::now();
         let reply = http::post_json(
             &format!("{origin}/oauth/token"),

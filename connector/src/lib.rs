@@ -20,6 +20,9 @@ wit_bindgen::generate!({
 mod client;
 mod config;
 mod errors;
+/// Everything that reads an Ironclad answer, in one call, for `connector/fuzz`.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod http;
 mod mapping;
 mod metadata;
@@ -27,6 +30,7 @@ mod oauth;
 mod paging;
 mod password;
 mod provisioning;
+mod rate_limit;
 mod scim;
 mod state;
 mod sync;

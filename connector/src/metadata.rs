@@ -3,9 +3,13 @@
 
 use crate::config::{
     AS_USER_EMAIL, AS_USER_ID, BASE_URL, CLIENT_ID, CLIENT_SECRET, DEFAULT_ENVIRONMENT,
-    ENVIRONMENT, ENVIRONMENTS, READ_ONLY, READ_ONLY_VALUES,
+    ENVIRONMENT, ENVIRONMENTS, GROUPS_PER_MINUTE, READ_ONLY, READ_ONLY_VALUES, USERS_PER_MINUTE,
+    USER_WRITES_PER_MINUTE,
 };
 use crate::mapping::{GROUP, USER};
+use crate::rate_limit::{
+    DEFAULT_GROUPS_PER_MINUTE, DEFAULT_USERS_PER_MINUTE, DEFAULT_USER_WRITES_PER_MINUTE,
+};
 use crate::wit::{
     AccountField, Capabilities, ConfigField, ConnectorMetadata, ResourceCapabilities,
     ResourceTrait, ResourceType,
@@ -67,7 +71,30 @@ pub fn config_schema() -> Vec<ConfigField> {
                 "Ask Ironclad only for the read scopes (scim.users.readUsers, scim.groups.readGroups) and refuse every change (grant, revoke, create-account). When false the connector also asks scim.groups.updateGroups and scim.users.createUsers.",
             )
         },
+        per_minute_field(
+            USERS_PER_MINUTE,
+            DEFAULT_USERS_PER_MINUTE,
+            "Client-side limit on GET/POST/PUT /scim/v2/Users requests, per minute (a whole number, 1 or more). The default is Ironclad's budget; lower it when other tools share the company's budget or in the demo environment.",
+        ),
+        per_minute_field(
+            GROUPS_PER_MINUTE,
+            DEFAULT_GROUPS_PER_MINUTE,
+            "Client-side limit on /scim/v2/Groups requests (listings and membership changes), per minute (a whole number, 1 or more). The default is Ironclad's budget.",
+        ),
+        per_minute_field(
+            USER_WRITES_PER_MINUTE,
+            DEFAULT_USER_WRITES_PER_MINUTE,
+            "Client-side limit on PATCH/DELETE /scim/v2/Users requests, per minute (a whole number, 1 or more). The default is Ironclad's budget.",
+        ),
     ]
+}
+
+/// A budget: free-form for the host (any number is allowed), checked by the connector.
+fn per_minute_field(name: &str, default: u32, description: &str) -> ConfigField {
+    ConfigField {
+        default: Some(default.to_string()),
+        ..field(name, description)
+    }
 }
 
 fn account_field(name: &str, required: bool, description: &str) -> AccountField {
@@ -156,6 +183,19 @@ mod tests {
         assert_eq!(get("environment").allowed_values, ["na1", "eu1", "demo"]);
         assert_eq!(get("read-only").default.as_deref(), Some("false"));
         assert!(get("read-only").allowed_values.contains(&"yes".to_owned()));
+        for (name, default) in [
+            ("users-requests-per-minute", "600"),
+            ("groups-requests-per-minute", "600"),
+            ("user-writes-per-minute", "50"),
+        ] {
+            let f = get(name);
+            assert_eq!(f.default.as_deref(), Some(default), "{name}");
+            assert!(
+                !f.required && !f.secret && f.allowed_values.is_empty(),
+                "{name}"
+            );
+            assert!(f.description.contains("per minute"), "{name}");
+        }
     }
 
     #[test]

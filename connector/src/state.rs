@@ -1,11 +1,12 @@
 //! What one component instance remembers between calls. A host keeps an instance for a whole
-//! sync, so this is where the access token, the ids already listed and the groups' members live;
-//! a fresh instance simply starts empty.
+//! sync, so this is where the access token, the rate limiter's bookings, the ids already listed and
+//! the groups' members live; a fresh instance simply starts empty.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use crate::oauth::Token;
+use crate::rate_limit::Limiter;
 
 /// A group as seen in a listing: enough to answer its entitlements and grants without a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub struct CachedGroup {
 #[derive(Default)]
 pub struct State {
     pub token: Option<Token>,
+    pub limiter: Limiter,
     /// Per resource type: id → the `startIndex` of the page it was first returned on.
     seen: HashMap<String, HashMap<String, u64>>,
     pub groups: HashMap<String, CachedGroup>,
