@@ -10,7 +10,7 @@ BENCH_GROUPS      ?= 5000
 BENCH_MEMBERSHIPS ?= 500000
 BENCH_LATENCY_MS  ?= 0
 
-.PHONY: all setup component fixtures build test lint demo bench clean
+.PHONY: all setup component fixtures build test lint demo bench fuzz clean
 
 all: build
 
@@ -45,6 +45,28 @@ demo: build
 
 bench: build
 	bash scripts/bench.sh $(BENCH_USERS) $(BENCH_GROUPS) $(BENCH_MEMBERSHIPS) $(BENCH_LATENCY_MS)
+
+# Fuzzes the connector's response parsing (connector/fuzz, target parse_responses) for
+# FUZZ_SECONDS; not part of `test`. Runs on stable Rust: with no sanitizer cargo-fuzz needs no
+# nightly flag, and FUZZ_SANITIZER=address works too through RUSTC_BOOTSTRAP=1 (slower; the
+# connector has no unsafe code). New inputs go to a scratch corpus under connector/fuzz/target;
+# the committed seeds are only read. A crash is saved in connector/fuzz/artifacts/.
+FUZZ_SECONDS   ?= 60
+FUZZ_SANITIZER ?= none
+FUZZ_TARGET    := parse_responses
+FUZZ_LOG       := $(CURDIR)/target/fuzz-$(FUZZ_TARGET).log
+FUZZ_ENV       := $(if $(filter none,$(FUZZ_SANITIZER)),,RUSTC_BOOTSTRAP=1)
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@mkdir -p target connector/fuzz/target/corpus/$(FUZZ_TARGET)
+	cd connector && $(FUZZ_ENV) $(CARGO) fuzz build --sanitizer $(FUZZ_SANITIZER) $(FUZZ_TARGET)
+	@echo "fuzzing $(FUZZ_TARGET) for $(FUZZ_SECONDS) s (log: $(FUZZ_LOG))"
+	@cd connector && $(FUZZ_ENV) $(CARGO) fuzz run --sanitizer $(FUZZ_SANITIZER) $(FUZZ_TARGET) \
+		fuzz/target/corpus/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) \
+		-- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 >$(FUZZ_LOG) 2>&1 \
+		|| { tail -n 40 $(FUZZ_LOG); echo "fuzz: $(FUZZ_TARGET) FAILED (input saved under connector/fuzz/artifacts/$(FUZZ_TARGET))"; exit 1; }
+	@sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/fuzz: $(FUZZ_TARGET) ran clean: \1 executions in \2 s/p' $(FUZZ_LOG)
 
 clean:
 	$(CARGO) clean
