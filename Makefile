@@ -35,9 +35,10 @@ lint: setup
 	$(CARGO) clippy -p ironclad-connector --target wasm32-wasip2 -- -D warnings
 
 # End-to-end tests run the debug host and simulator against the release
-# component (the one that ships).
+# component (the one that ships). `cargo test` builds both binaries itself,
+# with the test build's features: a separate `cargo build` would compile
+# wasmtime a second time for a different feature set.
 test: lint component fixtures
-	$(CARGO) build -p connector-host -p ironclad-sim
 	$(CARGO) test --workspace
 
 demo: build
