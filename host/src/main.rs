@@ -416,12 +416,12 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             .context("sync failed")?;
             match format {
                 c1z::OutputFormat::Json => {
-                    output::write_json(&file, &report.output)?;
-                    print_summary(&report.output, &file);
+                    output::write_json(&file, &report)?;
+                    print_summary(&report, &file);
                 }
                 c1z::OutputFormat::C1z => {
-                    let w = c1z::write(&file, &report.output)?;
-                    print_summary(&report.output, &file);
+                    let w = c1z::write(&file, &report)?;
+                    print_summary(&report, &file);
                     println!(
                         "  {:<14} {}   (previous syncs kept {}, dropped {})",
                         "sync id", w.sync_id, w.kept, w.dropped
