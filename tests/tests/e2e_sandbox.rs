@@ -34,15 +34,7 @@ fn a_request_outside_the_allow_list_is_refused_and_never_sent() {
     // The component declares one loopback origin and calls another: the
     // simulator's. The host must refuse it before any byte leaves.
     let target = format!("{}/oauth/userinfo", sim.base_url());
-    let run = rogue(
-        "call",
-        &[
-            "-c",
-            "declared=http://127.0.0.1:9",
-            "-c",
-            &format!("target={target}"),
-        ],
-    );
+    let run = call("http://127.0.0.1:9", &target, &[]);
     assert!(!run.ok());
     assert!(
         run.error_line().contains("HttpRequestDenied"),
@@ -62,15 +54,7 @@ fn a_request_outside_the_allow_list_is_refused_and_never_sent() {
 fn a_declared_origin_is_reachable() {
     let sim = sim(5, 1, 2);
     let target = format!("{}/oauth/userinfo", sim.base_url());
-    let run = rogue(
-        "call",
-        &[
-            "-c",
-            &format!("declared={}", sim.base_url()),
-            "-c",
-            &format!("target={target}"),
-        ],
-    );
+    let run = call(&sim.base_url(), &target, &[]);
     // The fixture reports what it reached as an error, so the sync fails, but
     // the request went through: the simulator answered 401 without a token.
     assert!(run.error_line().contains("reached"), "{}", run.stderr);
@@ -79,15 +63,7 @@ fn a_declared_origin_is_reachable() {
 
 #[test]
 fn plain_http_beyond_loopback_is_refused_at_declaration() {
-    let run = rogue(
-        "call",
-        &[
-            "-c",
-            "declared=http://example.com",
-            "-c",
-            "target=http://example.com/",
-        ],
-    );
+    let run = call("http://example.com", "http://example.com/", &[]);
     assert!(run.error_line().contains("only https"), "{}", run.stderr);
 }
 
@@ -139,14 +115,10 @@ fn a_record_of_the_wrong_type_is_refused() {
 fn a_declared_cloud_metadata_address_is_refused_after_resolution() {
     // Declared by the connector, so the origin check passes; the address
     // check must still refuse it, and nothing is sent.
-    let run = rogue(
-        "call",
-        &[
-            "-c",
-            "declared=https://169.254.169.254",
-            "-c",
-            "target=https://169.254.169.254/latest/meta-data/",
-        ],
+    let run = call(
+        "https://169.254.169.254",
+        "https://169.254.169.254/latest/meta-data/",
+        &[],
     );
     assert!(
         run.error_line().contains("DestinationIpProhibited"),
@@ -165,17 +137,7 @@ fn a_declared_cloud_metadata_address_is_refused_after_resolution() {
 fn the_operator_list_narrows_what_the_connector_declares() {
     let sim = sim(5, 1, 2);
     let target = format!("{}/oauth/userinfo", sim.base_url());
-    let run = rogue(
-        "call",
-        &[
-            "--allow-host",
-            "https://*.ironcladapp.com",
-            "-c",
-            &format!("declared={}", sim.base_url()),
-            "-c",
-            &format!("target={target}"),
-        ],
-    );
+    let run = call(&sim.base_url(), &target, &["https://*.ironcladapp.com"]);
     assert!(run.error_line().contains("--allow-host"), "{}", run.stderr);
     assert_eq!(sim.total_requests(), 0);
 }
@@ -184,17 +146,7 @@ fn the_operator_list_narrows_what_the_connector_declares() {
 fn the_operator_can_allow_exactly_the_declared_origin() {
     let sim = sim(5, 1, 2);
     let target = format!("{}/oauth/userinfo", sim.base_url());
-    let run = rogue(
-        "call",
-        &[
-            "--allow-host",
-            &sim.base_url(),
-            "-c",
-            &format!("declared={}", sim.base_url()),
-            "-c",
-            &format!("target={target}"),
-        ],
-    );
+    let run = call(&sim.base_url(), &target, &[&sim.base_url()]);
     assert!(run.error_line().contains("reached"), "{}", run.stderr);
     assert_eq!(sim.total_requests(), 1);
 }
@@ -207,6 +159,18 @@ fn an_allow_host_entry_with_a_path_is_refused() {
         "{}",
         run.stderr
     );
+}
+
+/// The fixture declares `declared`, then asks for `target`, under the
+/// operator's `--allow-host` entries.
+fn call(declared: &str, target: &str, allow_hosts: &[&str]) -> Run {
+    let (declared, target) = (format!("declared={declared}"), format!("target={target}"));
+    let mut args: Vec<&str> = allow_hosts
+        .iter()
+        .flat_map(|a| ["--allow-host", a])
+        .collect();
+    args.extend(["-c", &declared, "-c", &target]);
+    rogue("call", &args)
 }
 
 fn load(path: &std::path::Path) -> Run {
