@@ -142,16 +142,7 @@ fn c1z_and_json_show_the_same_sets_through_inspect() {
     let all_grants = ids(&inspect(&c1z, &["grants"]), |g| {
         g["id"].as_str().unwrap().to_string()
     });
-    let want: BTreeSet<String> = tenant
-        .groups
-        .iter()
-        .flat_map(|g| {
-            g.members
-                .iter()
-                .map(move |u| format!("group:{}:member:user:{u}", g.id))
-        })
-        .collect();
-    assert_eq!(all_grants, want);
+    assert_eq!(all_grants, common::tenant_grant_ids(&sim));
 
     // Stats: the same counts from both files.
     let (a, b) = (inspect(&c1z, &["stats"]), inspect(&json, &["stats"]));

@@ -8,7 +8,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{host_bin, ironclad_component, read_json, sim, Host};
+use common::{assert_previous_kept, host_bin, ironclad_component, read_json, sim, Host};
 use ironclad_sim::{Faults, SimConfig, Simulator, TenantSpec};
 
 #[test]
@@ -167,15 +167,7 @@ fn sigterm_and_sigint_stop_cleanly_and_keep_the_previous_file() {
             stderr.contains("interrupted") && stderr.contains("untouched"),
             "{signal}: {stderr}"
         );
-        assert_eq!(
-            std::fs::read_to_string(&file).unwrap(),
-            "previous good sync"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
+        assert_previous_kept(dir.path(), &file, "previous good sync");
     }
 }
 

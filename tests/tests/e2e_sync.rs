@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{read_json, sim, Host};
+use common::{assert_previous_kept, read_json, sim, tenant_grant_ids, Host};
 use ironclad_sim::{Faults, Simulator};
 use serde_json::Value;
 
@@ -91,15 +91,7 @@ fn assert_exact(out: &Value, sim: &Simulator) {
     });
     assert_eq!(got_ents, want_ents);
 
-    let want_grants: Set = tenant
-        .groups
-        .iter()
-        .flat_map(|g| {
-            g.members
-                .iter()
-                .map(move |u| format!("group:{}:member:user:{u}", g.id))
-        })
-        .collect();
+    let want_grants: Set = tenant_grant_ids(sim);
     let got_grants = strings(&out["grants"], |g| {
         let id = g["id"].as_str().unwrap().to_string();
         assert_eq!(
@@ -221,15 +213,7 @@ fn a_wrong_secret_is_refused_clearly_and_keeps_the_previous_file() {
     );
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
     assert!(!run.stderr.contains("panicked") && !run.stderr.contains("backtrace"));
-    assert_eq!(
-        std::fs::read_to_string(&file).unwrap(),
-        "previous good sync"
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "no temp file left"
-    );
+    assert_previous_kept(dir.path(), &file, "previous good sync");
 }
 
 #[test]

@@ -172,3 +172,32 @@ impl Host {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("read output")).expect("valid JSON output")
 }
+
+/// A failed or interrupted run left `file` as it was and no temp file beside
+/// it (the directory holds that one file).
+#[track_caller]
+pub fn assert_previous_kept(dir: &Path, file: &Path, previous: &str) {
+    assert_eq!(
+        std::fs::read_to_string(file).unwrap(),
+        previous,
+        "the previous output survives"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        1,
+        "no temp file left"
+    );
+}
+
+/// Every membership of the simulator's tenant as a baton grant id.
+pub fn tenant_grant_ids(sim: &Simulator) -> std::collections::BTreeSet<String> {
+    sim.tenant()
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.members
+                .iter()
+                .map(move |u| format!("group:{}:member:user:{u}", g.id))
+        })
+        .collect()
+}
