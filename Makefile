@@ -10,7 +10,7 @@ BENCH_GROUPS      ?= 5000
 BENCH_MEMBERSHIPS ?= 500000
 BENCH_LATENCY_MS  ?= 0
 
-.PHONY: all setup component fixtures build test lint demo bench fuzz clean
+.PHONY: all setup component fixtures build test lint demo bench fuzz clean example
 
 all: build
 
@@ -40,6 +40,13 @@ lint: setup
 # wasmtime a second time for a different feature set.
 test: lint component fixtures
 	$(CARGO) test --workspace
+	bash scripts/example.sh
+
+# The embedding example against the simulator (make test runs it after the
+# tests, whose build leaves both binaries in target/debug).
+example: component
+	$(CARGO) build -p connector-runtime --example embed -p ironclad-sim
+	bash scripts/example.sh
 
 demo: build
 	bash scripts/demo.sh $(DEMO_USERS) $(DEMO_GROUPS)

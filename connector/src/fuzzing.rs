@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::errors::{api_error, ironclad_words, ironclad_words_within, retry_after_ms, scrub};
+use crate::included::{self, ListedGroup, MAX_INCLUDED_GRANTS};
 use crate::mapping::{self, GROUP, USER};
 use crate::oauth::{self, Token};
 use crate::paging::{self, Page};
@@ -67,7 +68,8 @@ pub fn parse_responses(body: &[u8]) {
 }
 
 /// `GET /Users` and `GET /Groups` pages: mapped as `list-resources` maps them, deduplicated
-/// against an earlier page, and the next page's token computed from what is left.
+/// against an earlier page, the next page's token computed from what is left, and the groups
+/// left split into included and pending.
 fn list_pages(body: &[u8]) {
     let Ok(page) = serde_json::from_slice::<ListResponse>(body) else {
         return;
@@ -82,25 +84,61 @@ fn list_pages(body: &[u8]) {
     for g in &groups {
         group_grants(g);
     }
-    let groups: Vec<(String, Resource)> = groups
+    let groups: Vec<(String, ListedGroup)> = groups
         .iter()
-        .filter_map(mapping::group_resource)
-        .map(|r| (r.id.resource.clone(), r))
+        .filter_map(ListedGroup::from_scim)
+        .map(|g| (g.resource.id.resource.clone(), g))
         .collect();
 
-    for (kind, entries) in [(USER, users), (GROUP, groups)] {
-        for start in STARTS {
-            let Ok(start) = paging::start_index(Some(start)) else {
-                continue;
-            };
-            // A first page, and the same page met again after an earlier one listed it all.
-            let mut state = State::default();
-            let (_, repeated) = state.dedupe(kind, true, start, entries.clone());
-            next_page(&page, start, repeated);
-            let (_, repeated) = state.dedupe(kind, false, start.saturating_add(1), entries.clone());
-            next_page(&page, start, repeated);
+    deduplicated(&page, USER, &users, |_| {});
+    deduplicated(&page, GROUP, &groups, |kept| {
+        // The whole budget, and one that leaves almost every group pending.
+        for budget in [MAX_INCLUDED_GRANTS, 1] {
+            included_page(kept.clone(), budget);
         }
+    });
+}
+
+/// Each page deduplicated as a first page and as the same page met again after an earlier one
+/// listed it all; `then` gets what is kept.
+fn deduplicated<T: Clone>(
+    page: &ListResponse,
+    kind: &str,
+    entries: &[(String, T)],
+    then: impl Fn(Vec<T>),
+) {
+    for start in STARTS {
+        let Ok(start) = paging::start_index(Some(start)) else {
+            continue;
+        };
+        let mut state = State::default();
+        let (kept, repeated) = state.dedupe(kind, true, start, entries.to_vec());
+        then(kept);
+        next_page(page, start, repeated);
+        let (kept, repeated) = state.dedupe(kind, false, start.saturating_add(1), entries.to_vec());
+        then(kept);
+        next_page(page, start, repeated);
     }
+}
+
+/// A page of groups with its `included`: every group returned is either included (its one
+/// entitlement is there) or pending, and the grants stay within the budget.
+fn included_page(groups: Vec<ListedGroup>, budget: usize) {
+    let n = groups.len();
+    let page = included::group_page(groups, budget);
+    let inc = &page.included;
+    assert!(
+        page.items.len() == n && inc.entitlements.len() + inc.pending.len() == n,
+        "{n} groups gave {} items, {} entitlements and {} pending",
+        page.items.len(),
+        inc.entitlements.len(),
+        inc.pending.len()
+    );
+    assert!(
+        inc.grants.len() <= budget,
+        "{} grants included, budget {budget}",
+        inc.grants.len()
+    );
 }
 
 fn next_page(page: &ListResponse, start: u64, repeated: usize) {
@@ -129,9 +167,7 @@ fn group_grants(g: &Group) {
     };
     let name = mapping::group_name(g, id);
     let _ = mapping::member_entitlement(id, &name);
-    for uid in g.member_user_ids().unwrap_or_default() {
-        let _ = mapping::member_grant(id, &uid);
-    }
+    let _ = included::member_grants(id, g.member_user_ids().unwrap_or_default());
 }
 
 /// `GET /Groups/{id}`, a created user (`POST /Users`) and `GET /oauth/userinfo`.

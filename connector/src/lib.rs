@@ -1,7 +1,8 @@
 //! The Ironclad connector: a WebAssembly component that reads Ironclad's users, groups and group
-//! memberships through its SCIM API and hands them to a host in the shapes of `wit/connector.wit`;
-//! it also grants and revokes group membership and creates accounts (with a generated password
-//! when the company does not sign in through SAML). It never deletes users.
+//! memberships through its SCIM API and hands them to a host in the shapes of contract
+//! idgov:connector@0.2.0 (`wit/v0.2.0/connector.wit`); it also grants and revokes group membership
+//! and creates accounts (with a generated password when the company does not sign in through
+//! SAML). It never deletes users.
 //!
 //! Boundary: it knows Ironclad and nothing of the host. Settings come only from
 //! `wasi:config/store`, the network only through `wasi:http/outgoing-handler` (via `waki`), and
@@ -10,7 +11,7 @@
 //! tested natively.
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "../wit/v0.2.0",
     world: "connector",
     // Our world imports wasi:http (for waki, which carries its own bindings of the same
     // interfaces); the generated copies here go unused and add nothing to the component.
@@ -24,6 +25,7 @@ mod errors;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
+mod included;
 mod mapping;
 mod metadata;
 mod oauth;

@@ -149,6 +149,8 @@ pub fn metadata() -> ConnectorMetadata {
     }
 }
 
+/// Users own nothing (they receive grants, on groups), so the host never asks for theirs; a
+/// group's entitlement and grants come with the page that lists it.
 pub fn resource_types() -> Vec<ResourceType> {
     vec![
         ResourceType {
@@ -156,12 +158,16 @@ pub fn resource_types() -> Vec<ResourceType> {
             display_name: "User".to_owned(),
             traits: vec![ResourceTrait::User],
             description: "An Ironclad user account".to_owned(),
+            has_entitlements: false,
+            has_grants: false,
         },
         ResourceType {
             id: GROUP.to_owned(),
             display_name: "Group".to_owned(),
             traits: vec![ResourceTrait::Group],
             description: "An Ironclad group; membership is its entitlement".to_owned(),
+            has_entitlements: true,
+            has_grants: true,
         },
     ]
 }
@@ -241,5 +247,20 @@ mod tests {
             .all(|f| !f.description.is_empty()));
         let ids: Vec<_> = resource_types().into_iter().map(|t| t.id).collect();
         assert_eq!(ids, ["user", "group"]);
+    }
+
+    #[test]
+    fn only_groups_have_entitlements_and_grants() {
+        let types: Vec<_> = resource_types()
+            .into_iter()
+            .map(|t| (t.id, t.has_entitlements, t.has_grants))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("user".to_owned(), false, false),
+                ("group".to_owned(), true, true),
+            ]
+        );
     }
 }

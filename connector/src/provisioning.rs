@@ -15,7 +15,7 @@ use crate::password::{self, Password, Policy, WasiRandom};
 use crate::scim::{
     NewEmail, NewEnterprise, NewName, NewUser, User, ENTERPRISE_USER_SCHEMA, USER_SCHEMA,
 };
-use crate::state::{self, CachedGroup};
+use crate::state;
 use crate::wit::{
     AccountCreated, AccountInfo, ConnectorError, CreateAccountOutcome, Credential,
     CredentialOption, EntitlementRef, Grant, GrantOutcome, Resource, ResourceId, RevokeOutcome,
@@ -202,10 +202,7 @@ fn change(ic: &Ironclad, m: &Membership, op: MemberOp) -> Result<bool, Connector
 
 /// Keeps the instance's cache of the group in step with what was just read or written.
 fn remember(group: &str, name: String, members: Option<Vec<String>>) {
-    state::with(|s| {
-        s.groups
-            .insert(group.to_owned(), CachedGroup { name, members });
-    });
+    state::with(|s| s.refresh_group(group, name, members));
 }
 
 fn patch_error(ic: &Ironclad, m: &Membership, op: MemberOp, reply: &Reply) -> ConnectorError {

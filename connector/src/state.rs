@@ -1,6 +1,9 @@
 //! What one component instance remembers between calls. A host keeps an instance for a whole
 //! sync, so this is where the access token, the rate limiter's bookings, the ids already listed and
-//! the groups' members live; a fresh instance simply starts empty.
+//! the groups' names live; a fresh instance simply starts empty.
+//!
+//! The guest's memory never shrinks and counts against the host's, so nothing is kept that a later
+//! call will not need: group members only wait here until `list-grants` hands them out.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -8,11 +11,13 @@ use std::collections::{HashMap, HashSet};
 use crate::oauth::Token;
 use crate::rate_limit::Limiter;
 
-/// A group as seen in a listing: enough to answer its entitlements and grants without a request.
+/// A group the instance has seen: its name answers `list-entitlements` without a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CachedGroup {
     pub name: String,
-    /// `None` when Ironclad left members out of the listing.
+    /// Member user ids read from Ironclad but not yet handed to the host (a group a page could
+    /// not include, or one `list-entitlements` had to fetch); `None` once handed out, or when
+    /// the host got them in a page's `included`.
     pub members: Option<Vec<String>>,
 }
 
@@ -52,6 +57,25 @@ impl State {
             }
         }
         (kept, repeated)
+    }
+
+    pub fn group_name(&self, id: &str) -> Option<String> {
+        self.groups.get(id).map(|g| g.name.clone())
+    }
+
+    /// The members waiting for `list-grants`, removed: once handed out the host has them, and a
+    /// host asking again gets them fresh from Ironclad.
+    pub fn take_members(&mut self, id: &str) -> Option<Vec<String>> {
+        self.groups.get_mut(id)?.members.take()
+    }
+
+    /// After provisioning read (or changed) the group. Members replace only members already
+    /// waiting, which would be stale otherwise: provisioning many groups caches nothing new.
+    pub fn refresh_group(&mut self, id: &str, name: String, members: Option<Vec<String>>) {
+        let waiting = self.groups.get(id).is_some_and(|g| g.members.is_some());
+        let members = members.filter(|_| waiting);
+        self.groups
+            .insert(id.to_owned(), CachedGroup { name, members });
     }
 }
 
@@ -116,6 +140,42 @@ mod tests {
         assert_eq!(g.len(), 1);
         let (u, _) = s.dedupe("user", true, 1, page(&["a"]));
         assert_eq!(u.len(), 1);
+    }
+
+    fn cached(name: &str, members: Option<&[&str]>) -> CachedGroup {
+        CachedGroup {
+            name: name.to_owned(),
+            members: members.map(|ms| ms.iter().map(|m| (*m).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn members_are_handed_out_once_and_the_name_stays() {
+        let mut s = State::default();
+        s.groups.insert("g".into(), cached("Legal", Some(&["u1"])));
+        assert_eq!(s.take_members("g"), Some(vec!["u1".to_owned()]));
+        assert_eq!(s.take_members("g"), None);
+        assert_eq!(s.group_name("g").as_deref(), Some("Legal"));
+        assert_eq!(s.take_members("unknown"), None);
+        assert_eq!(s.group_name("unknown"), None);
+    }
+
+    #[test]
+    fn provisioning_refreshes_waiting_members_and_adds_none() {
+        let mut s = State::default();
+        s.groups
+            .insert("waiting".into(), cached("Old", Some(&["u1"])));
+        s.groups.insert("handed-out".into(), cached("Ops", None));
+        let fresh = || Some(vec!["u1".to_owned(), "u2".to_owned()]);
+        s.refresh_group("waiting", "New".into(), fresh());
+        s.refresh_group("handed-out", "Ops".into(), fresh());
+        s.refresh_group("unseen", "Sales".into(), fresh());
+        assert_eq!(s.groups["waiting"], cached("New", Some(&["u1", "u2"])));
+        assert_eq!(s.groups["handed-out"], cached("Ops", None));
+        assert_eq!(s.groups["unseen"], cached("Sales", None));
+        // Ironclad left members out of the read: the waiting ones may be stale, so they go.
+        s.refresh_group("waiting", "New".into(), None);
+        assert_eq!(s.groups["waiting"], cached("New", None));
     }
 
     #[test]

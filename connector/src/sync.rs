@@ -1,17 +1,19 @@
 //! The `sync` interface: settings loaded per call, Ironclad asked as little as possible.
-//! Group listings carry their members, so entitlements and grants of a listed group are answered
-//! from the instance's cache without a request.
-
-use std::collections::HashSet;
+//! Group listings carry their members, so a page of groups also carries their entitlements and
+//! grants (`included`); the few groups it cannot include are answered by `list-entitlements` and
+//! `list-grants`, from what the page left in the instance's cache or with one request.
 
 use crate::client::{self, Ironclad};
 use crate::config::Config;
 use crate::errors::truncate;
+use crate::included::{self, ListedGroup, MAX_INCLUDED_GRANTS};
 use crate::mapping::{self, GROUP, USER};
 use crate::paging::{self, Page};
-use crate::scim::{Group, User};
+use crate::scim::{Group, ListResponse, User};
 use crate::state::{self, CachedGroup};
-use crate::wit::{ConnectorError, EntitlementPage, GrantPage, Resource, ResourceId, ResourcePage};
+use crate::wit::{
+    ConnectorError, EntitlementPage, GrantPage, Included, Resource, ResourceId, ResourcePage,
+};
 
 /// Runs `f` against Ironclad, making sure no message carries the secret or the token.
 fn with_ironclad<R>(
@@ -35,6 +37,20 @@ fn unknown_type(kind: &str) -> ConnectorError {
     ))
 }
 
+/// Where a listing stands: the `startIndex` asked for, and whether it starts afresh.
+#[derive(Clone, Copy)]
+struct At {
+    start: u64,
+    restart: bool,
+}
+
+/// One page's items for the host, after dropping those an earlier page already returned.
+struct Listed {
+    items: Vec<Resource>,
+    repeated: usize,
+    included: Option<Included>,
+}
+
 /// `parent` is ignored: neither type has child types, so every listing is top-level.
 pub fn list_resources(
     kind: &str,
@@ -44,74 +60,115 @@ pub fn list_resources(
     if kind != USER && kind != GROUP {
         return Err(unknown_type(kind));
     }
-    let start = paging::start_index(token)?;
-    let restart = token.is_none_or(str::is_empty);
+    let at = At {
+        start: paging::start_index(token)?,
+        restart: token.is_none_or(str::is_empty),
+    };
     with_ironclad(|ic| {
-        let (page, entries): (_, Vec<(String, Resource)>) = if kind == USER {
-            let page = ic.users_page(start)?;
-            let entries = page
-                .items::<User>()
-                .iter()
-                .filter_map(mapping::user_resource)
-                .map(|r| (r.id.resource.clone(), r))
-                .collect();
-            (page, entries)
+        let page = if kind == USER {
+            ic.users_page(at.start)?
         } else {
-            let page = ic.groups_page(start)?;
-            let groups = page.items::<Group>();
-            remember_groups(&groups);
-            let entries = groups
-                .iter()
-                .filter_map(mapping::group_resource)
-                .map(|r| (r.id.resource.clone(), r))
-                .collect();
-            (page, entries)
+            ic.groups_page(at.start)?
         };
-        let (items, repeated) = state::with(|s| s.dedupe(kind, restart, start, entries));
-        let next_page_token = paging::next_token(&Page {
-            start,
+        let paged = Page {
+            start: at.start,
             len: page.page_len(),
-            repeated,
+            repeated: 0,
             total_results: page.total_results,
-        });
+        };
+        let listed = if kind == USER {
+            users(page, at)
+        } else {
+            groups(page, at)
+        };
         Ok(ResourcePage {
-            items,
-            next_page_token,
-            total_hint: page.total_results,
+            items: listed.items,
+            next_page_token: paging::next_token(&Page {
+                repeated: listed.repeated,
+                ..paged
+            }),
+            total_hint: paged.total_results,
+            included: listed.included,
         })
     })
 }
 
-fn remember_groups(groups: &[Group]) {
-    state::with(|s| {
-        for g in groups {
-            if let Some(id) = g.id.as_deref().filter(|id| !id.is_empty()) {
-                s.groups.insert(
-                    id.to_owned(),
-                    CachedGroup {
-                        name: mapping::group_name(g, id),
-                        members: g.member_user_ids(),
-                    },
-                );
-            }
-        }
-    });
+/// Users have no entitlements or grants (`resource_types` says so), hence nothing included.
+fn users(page: ListResponse, at: At) -> Listed {
+    let entries = page
+        .items::<User>()
+        .iter()
+        .filter_map(mapping::user_resource)
+        .map(|r| (r.id.resource.clone(), r))
+        .collect();
+    let (items, repeated) = state::with(|s| s.dedupe(USER, at.restart, at.start, entries));
+    Listed {
+        items,
+        repeated,
+        included: None,
+    }
 }
 
-/// The group as cached by a listing; asked of Ironclad (once) when not cached, or when `members`
-/// are needed and the listing left them out.
-fn group(id: &str, need_members: bool) -> Result<CachedGroup, ConnectorError> {
-    let cached = state::with(|s| s.groups.get(id).cloned());
-    if let Some(g) = cached.filter(|g| !need_members || g.members.is_some()) {
-        return Ok(g);
+/// Only the groups left after deduplication are included or pending: the host has the others
+/// from an earlier page already.
+fn groups(page: ListResponse, at: At) -> Listed {
+    // Each form of the page is dropped as soon as the next is built: the guest's memory peaks at
+    // the largest of them (never shrinking after), not at their sum.
+    let parsed = page.items::<Group>();
+    drop(page);
+    let entries = parsed
+        .iter()
+        .filter_map(ListedGroup::from_scim)
+        .map(|g| (g.resource.id.resource.clone(), g))
+        .collect();
+    drop(parsed);
+    let (kept, repeated) = state::with(|s| s.dedupe(GROUP, at.restart, at.start, entries));
+    let page = included::group_page(kept, MAX_INCLUDED_GRANTS);
+    state::with(|s| s.groups.extend(page.cache));
+    Listed {
+        items: page.items,
+        repeated,
+        included: Some(page.included),
     }
-    let fetched = with_ironclad(|ic| ic.group(id))?;
+}
+
+/// The group as Ironclad has it now: its name and (deduplicated later) its member user ids.
+fn fetch_group(id: &str) -> Result<(String, Vec<String>), ConnectorError> {
+    let g = with_ironclad(|ic| ic.group(id))?;
+    Ok((
+        mapping::group_name(&g, id),
+        g.member_user_ids().unwrap_or_default(),
+    ))
+}
+
+/// The group's name: cached by a listing, else read from Ironclad. The members that come with
+/// that read wait in the cache for the `list-grants` that follows, so it needs no request.
+fn group_name(id: &str) -> Result<String, ConnectorError> {
+    if let Some(name) = state::with(|s| s.group_name(id)) {
+        return Ok(name);
+    }
+    let (name, members) = fetch_group(id)?;
     let g = CachedGroup {
-        name: mapping::group_name(&fetched, id),
-        members: Some(fetched.member_user_ids().unwrap_or_default()),
+        name: name.clone(),
+        members: Some(members),
     };
-    state::with(|s| s.groups.insert(id.to_owned(), g.clone()));
-    Ok(g)
+    state::with(|s| s.groups.insert(id.to_owned(), g));
+    Ok(name)
+}
+
+/// The group's members: those waiting in the cache (taken out: the host keeps them from here),
+/// else read from Ironclad, keeping only the name.
+fn group_members(id: &str) -> Result<Vec<String>, ConnectorError> {
+    if let Some(members) = state::with(|s| s.take_members(id)) {
+        return Ok(members);
+    }
+    let (name, members) = fetch_group(id)?;
+    let g = CachedGroup {
+        name,
+        members: None,
+    };
+    state::with(|s| s.groups.insert(id.to_owned(), g));
+    Ok(members)
 }
 
 /// Entitlements and grants come in one page; a token can only be one we never issued.
@@ -140,8 +197,8 @@ pub fn list_entitlements(
         USER => Vec::new(),
         GROUP => {
             check_single_page(resource, token)?;
-            let g = group(&resource.resource, false)?;
-            vec![mapping::member_entitlement(&resource.resource, &g.name)]
+            let name = group_name(&resource.resource)?;
+            vec![mapping::member_entitlement(&resource.resource, &name)]
         }
         other => return Err(unknown_type(other)),
     };
@@ -159,14 +216,8 @@ pub fn list_grants(
         USER => Vec::new(),
         GROUP => {
             check_single_page(resource, token)?;
-            let g = group(&resource.resource, true)?;
-            let mut seen = HashSet::new();
-            g.members
-                .unwrap_or_default()
-                .iter()
-                .filter(|uid| seen.insert(uid.as_str().to_owned()))
-                .map(|uid| mapping::member_grant(&resource.resource, uid))
-                .collect()
+            let members = group_members(&resource.resource)?;
+            included::member_grants(&resource.resource, members)
         }
         other => return Err(unknown_type(other)),
     };
@@ -174,4 +225,114 @@ pub fn list_grants(
         items,
         next_page_token: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn list(json: &str) -> ListResponse {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn rid(kind: &str, id: &str) -> ResourceId {
+        mapping::resource_id(kind, id)
+    }
+
+    fn first_page() -> Listed {
+        groups(
+            list(
+                r#"{"totalResults":4,"Resources":[
+                    {"id":"g1","displayName":"Legal","members":[{"value":"u1"}]},
+                    {"id":"g2","displayName":"Sales"}]}"#,
+            ),
+            At {
+                start: 1,
+                restart: true,
+            },
+        )
+    }
+
+    #[test]
+    fn a_page_of_groups_includes_only_the_groups_it_returns() {
+        first_page();
+        // g1 shifted onto the next page: it was returned (and included) already.
+        let listed = groups(
+            list(
+                r#"{"totalResults":4,"Resources":[
+                    {"id":"g1","displayName":"Legal","members":[{"value":"u1"}]},
+                    {"id":"g3","members":[{"value":"u2"},{"value":"u2"}]}]}"#,
+            ),
+            At {
+                start: 3,
+                restart: false,
+            },
+        );
+        assert_eq!(listed.repeated, 1);
+        let items: Vec<_> = listed
+            .items
+            .iter()
+            .map(|r| r.id.resource.as_str())
+            .collect();
+        assert_eq!(items, ["g3"]);
+        let inc = listed.included.unwrap();
+        let ents: Vec<_> = inc.entitlements.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ents, ["group:g3:member"]);
+        let grants: Vec<_> = inc.grants.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(grants, ["group:g3:member:user:u2"]);
+        assert!(inc.pending.is_empty());
+    }
+
+    #[test]
+    fn listed_groups_leave_only_their_names_behind() {
+        let listed = first_page();
+        let inc = listed.included.unwrap();
+        assert_eq!(inc.pending.len(), 1);
+        assert_eq!(inc.pending[0].resource, "g2");
+        let cache = state::with(|s| s.groups.clone());
+        assert_eq!(cache.len(), 2);
+        assert!(cache.values().all(|g| g.members.is_none()), "{cache:?}");
+        // A pending group's entitlement is answered from the cached name, with no request.
+        let page = list_entitlements(&rid(GROUP, "g2"), None).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].display_name, "Sales Group Member");
+    }
+
+    #[test]
+    fn waiting_members_are_handed_out_by_list_grants_once() {
+        let waiting = CachedGroup {
+            name: "Ops".into(),
+            members: Some(vec!["u1".into(), "u2".into(), "u1".into()]),
+        };
+        state::with(|s| s.groups.insert("g".into(), waiting));
+        let page = list_grants(&rid(GROUP, "g"), None).unwrap();
+        let grants: Vec<_> = page.items.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(grants, ["group:g:member:user:u1", "group:g:member:user:u2"]);
+        assert_eq!(page.next_page_token, None);
+        let left = state::with(|s| s.groups.get("g").cloned()).unwrap();
+        assert_eq!((left.name.as_str(), left.members), ("Ops", None));
+    }
+
+    #[test]
+    fn users_include_nothing_and_have_no_entitlements() {
+        let listed = users(
+            list(r#"{"Resources":[{"id":"u1","userName":"a@b.c"}]}"#),
+            At {
+                start: 1,
+                restart: true,
+            },
+        );
+        assert_eq!(listed.items.len(), 1);
+        assert!(listed.included.is_none());
+        assert!(list_entitlements(&rid(USER, "u1"), None)
+            .unwrap()
+            .items
+            .is_empty());
+        assert!(list_grants(&rid(USER, "u1"), None)
+            .unwrap()
+            .items
+            .is_empty());
+    }
 }

@@ -11,8 +11,8 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::c1z::{self, C1z, Kind, SyncInfo};
-use crate::output::{self, SyncOutput};
+use sync_store::c1z::{self, C1z, Kind, SyncInfo};
+use sync_store::model::{self as output, SyncOutput};
 
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
@@ -242,7 +242,11 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
                     vec![
                         t.id.clone(),
                         t.display_name.clone(),
-                        t.traits.join(","),
+                        t.traits
+                            .iter()
+                            .map(|t| t.name())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         t.description.clone(),
                     ]
                 }),
@@ -270,7 +274,7 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
                     vec![
                         e.id.clone(),
                         e.display_name.clone(),
-                        e.purpose.clone(),
+                        e.purpose.name().to_string(),
                         e.grantable_to.join(","),
                     ]
                 }),
@@ -553,7 +557,7 @@ fn names(out: &SyncOutput) -> HashMap<(&str, &str), &str> {
 fn details(r: &output::Resource) -> String {
     let mut parts = Vec::new();
     if let Some(u) = &r.user {
-        parts.push(format!("{} ({})", u.login, u.status));
+        parts.push(format!("{} ({})", u.login, u.status.name()));
     }
     if let Some(src) = r.group.as_ref().and_then(|g| g.source.as_deref()) {
         parts.push(format!("source {src}"));

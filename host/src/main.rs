@@ -1,39 +1,27 @@
-//! `connector-host`: runs an identity-governance connector component in a
-//! wasmtime sandbox, the way a connector marketplace runs third-party
-//! plugins. It knows the `idgov:connector` contract and nothing of any
-//! particular application: credentials go in through `wasi:config`, requests
-//! come out through `wasi:http` and an allow-list, and the results are
-//! written as one file.
+//! `connector-host`: the command line over `connector-runtime` (the wasmtime
+//! sandbox and the sync driver) and `sync-store` (the c1z and JSON outputs).
+//! It owns every flag name, the one-line hints and what is printed; the
+//! libraries know nothing of the command line.
 
-mod allow_list;
-mod bindings;
-mod c1z;
-mod config;
-mod connector;
-mod errors;
 mod inspect;
-mod outbound;
-mod output;
 mod provision;
-mod retry;
-mod runtime;
-mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::bindings::exports::idgov::connector::types::{
-    AccountInfo, AccountProfile, CreateAccountOutcome, CredentialOption, Email, GrantOutcome,
-    RandomPassword, RevokeOutcome,
+use connector_runtime::config::{self, Secrets};
+use connector_runtime::{
+    allow_list, outbound, sync, AccountInfo, AccountProfile, Connector, CreateAccountOutcome,
+    CredentialOption, Engine, EngineConfig, GrantOutcome, Limits, Metadata, RandomPassword,
+    RetryPolicy, RevokeOutcome, TypeInfo,
 };
-use crate::config::Secrets;
-use crate::connector::Connector;
-use crate::runtime::{Limits, Runtime};
+use sync_store::c1z;
+use sync_store::ids;
+use sync_store::model::Email;
 
 #[derive(Parser)]
 #[command(
@@ -94,6 +82,14 @@ struct Cli {
     /// Total time one page may wait between retries, in seconds.
     #[arg(long, global = true, default_value_t = 120)]
     max_retry_wait_secs: u64,
+
+    /// Directory of compiled components (default: the user's cache directory, connector-host/).
+    #[arg(long, global = true, env = "CONNECTOR_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the component afresh and leave the cache alone.
+    #[arg(long, global = true)]
+    no_cache: bool,
 
     /// Allow commands that change the application (grant, revoke, create-account, delete-resource).
     #[arg(long, global = true, env = "BATON_PROVISIONING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
@@ -230,10 +226,13 @@ fn init_logging(level: &str) {
     let directives = if level.contains('=') || level.contains(',') {
         level.to_string()
     } else {
-        format!("warn,connector_host={level}")
+        format!("warn,connector_host={level},connector_runtime={level},sync_store={level}")
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,connector_host=info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,connector_host=info,connector_runtime=info,sync_store=info",
+        )
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -249,12 +248,13 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     }
     let path = match &cli.component {
         Some(p) => p.clone(),
-        None => runtime::default_component_path().context(
+        None => default_component_path().context(
             "no --component given and no built Ironclad component found: run `make build` or pass --component PATH",
         )?,
     };
+    let memory_bytes = cli.memory_mb.saturating_mul(1 << 20);
     let limits = Limits {
-        memory_bytes: cli.memory_mb.saturating_mul(1 << 20),
+        memory_bytes,
         call_timeout: Duration::from_secs(cli.call_timeout_secs),
         http: outbound::Timeouts {
             connect: Duration::from_secs(cli.connect_timeout_secs),
@@ -269,8 +269,21 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         Some(allow_list::AllowList::parse(&cli.allow_host)?)
     };
     let vault = preflight(&cli)?;
-    let runtime = Runtime::load(&path, limits)?;
-    let (meta, types) = connector::metadata(&runtime).await?;
+    let engine = Engine::new(&EngineConfig {
+        max_memory_bytes: memory_bytes,
+        // One-shot commands run one instance at a time (two at most: the
+        // metadata instance is dropped before the configured one).
+        max_instances: 4,
+        cache_dir: if cli.no_cache {
+            None
+        } else {
+            cli.cache_dir
+                .clone()
+                .or_else(connector_runtime::cache::default_dir)
+        },
+    })?;
+    let component = engine.load(&path)?;
+    let (meta, types) = component.metadata(&limits).await?;
 
     if let Command::Metadata = cli.command {
         let doc = metadata_json(&meta, &types);
@@ -280,7 +293,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
 
     let resolved = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())?;
     *secrets = resolved.secrets.clone();
-    let mut conn = Connector::open(&runtime, resolved.values, operator).await?;
+    let mut conn = Connector::open(&component, &limits, resolved.values, operator).await?;
 
     match cli.command {
         Command::Metadata | Command::Inspect(_) => Ok(()),
@@ -288,21 +301,20 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             entitlement,
             principal,
         } => {
-            let entitlement = provision::parse_entitlement_id(&entitlement)?;
-            let principal = provision::parse_resource_id(&principal)?;
-            let line = match conn.grant(&principal, &entitlement).await?? {
+            let entitlement = ids::parse_entitlement_id(&entitlement)?;
+            let principal = ids::parse_resource_id(&principal)?;
+            let line = match conn.grant(&principal, &entitlement).await? {
                 GrantOutcome::Granted(g) => format!("granted {}", g.id),
-                GrantOutcome::AlreadyGranted => format!(
-                    "already granted {}:{}:{}",
-                    entitlement.id, principal.resource_type, principal.resource
-                ),
+                GrantOutcome::AlreadyGranted => {
+                    format!("already granted {}:{principal}", entitlement.id)
+                }
             };
             emit(&line);
             Ok(())
         }
         Command::Revoke { grant } => {
-            let grant = provision::parse_grant_id(&grant)?;
-            let line = match conn.revoke(&grant).await?? {
+            let grant = ids::parse_grant_id(&grant)?;
+            let line = match conn.revoke(&grant).await? {
                 RevokeOutcome::Revoked => format!("revoked {}", grant.id),
                 RevokeOutcome::AlreadyRevoked => format!("already revoked {}", grant.id),
             };
@@ -310,8 +322,8 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DeleteResource { resource } => {
-            let id = provision::parse_resource_id(&resource)?;
-            conn.delete_resource(&id).await??;
+            let id = ids::parse_resource_id(&resource)?;
+            conn.delete_resource(&id).await?;
             emit(&format!("deleted {resource}"));
             Ok(())
         }
@@ -350,21 +362,16 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 })
             };
             let outcome = match conn.create_account(&info, credential).await {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
+                Ok(o) => o,
+                Err(e) => {
                     discard(vault);
                     return Err(e.into());
                 }
-                Err(e) => {
-                    discard(vault);
-                    return Err(e);
-                }
             };
             match outcome {
-                CreateAccountOutcome::Created(created) => {
-                    let id = &created.resource.id;
-                    let mut line = format!("created {}:{}", id.resource_type, id.resource);
-                    match (created.credential, vault) {
+                CreateAccountOutcome::Created(resource, credential) => {
+                    let mut line = format!("created {}", resource.id);
+                    match (credential, vault) {
                         // The ciphertext is all of stdout (so it pipes into `age -d`); the
                         // report goes to stderr.
                         (Some(c), Some(v @ provision::Vault::Stdout(_))) => {
@@ -382,10 +389,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 }
                 CreateAccountOutcome::AlreadyExists(r) => {
                     discard(vault);
-                    emit(&format!(
-                        "already exists {}:{}",
-                        r.id.resource_type, r.id.resource
-                    ));
+                    emit(&format!("already exists {}", r.id));
                 }
                 CreateAccountOutcome::ActionRequired(msg) => {
                     discard(vault);
@@ -395,39 +399,26 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Validate => {
-            let who = conn.validate().await??;
+            let who = conn.validate().await?;
             emit(&format!("ok: {who}"));
             Ok(())
         }
         Command::Sync { file } => {
-            let policy = retry::RetryPolicy {
+            let started = Instant::now();
+            let policy = RetryPolicy {
                 max_retries: cli.max_retries,
                 base_delay: Duration::from_millis(cli.retry_base_ms),
                 max_delay: Duration::from_secs(30),
                 max_total_wait: Duration::from_secs(cli.max_retry_wait_secs),
             };
-            let format = c1z::OutputFormat::for_path(&file);
-            format.check_target(&file)?;
-            let requests = runtime.requests.clone();
-            let report = sync::run(&mut conn, &meta, &policy, || {
-                requests.load(Ordering::Relaxed)
-            })
-            .await
-            .context("sync failed")?;
-            match format {
-                c1z::OutputFormat::Json => {
-                    output::write_json(&file, &report)?;
-                    print_summary(&report, &file);
-                }
-                c1z::OutputFormat::C1z => {
-                    let w = c1z::write(&file, &report)?;
-                    print_summary(&report, &file);
-                    println!(
-                        "  {:<14} {}   (previous syncs kept {}, dropped {})",
-                        "sync id", w.sync_id, w.kept, w.dropped
-                    );
-                }
-            }
+            let sink = match c1z::OutputFormat::for_path(&file) {
+                c1z::OutputFormat::Json => sync_store::json::sink(&file)?,
+                c1z::OutputFormat::C1z => c1z::sink(&file)?,
+            };
+            let done = sync::run(&mut conn, &meta, &policy, sink)
+                .await
+                .context("sync failed")?;
+            print_summary(&meta, &done, &file, started.elapsed());
             Ok(())
         }
     }
@@ -479,13 +470,13 @@ fn emit(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-fn metadata_json(meta: &bindings::Metadata, types: &[bindings::ResourceType]) -> serde_json::Value {
+fn metadata_json(meta: &Metadata, types: &[TypeInfo]) -> serde_json::Value {
     use serde_json::json;
     json!({
         "display_name": meta.display_name,
         "description": meta.description,
         "version": meta.version,
-        "contract": format!("idgov:connector@{}", bindings::CONTRACT_VERSION),
+        "contract": format!("idgov:connector@{}", meta.contract),
         "config_schema": meta.config_schema.iter().map(|f| json!({
             "name": f.name,
             "env": config::env_name(&f.name),
@@ -496,26 +487,33 @@ fn metadata_json(meta: &bindings::Metadata, types: &[bindings::ResourceType]) ->
             "allowed_values": f.allowed_values,
         })).collect::<Vec<_>>(),
         "outbound_hosts": meta.outbound_hosts,
-        "capabilities": meta.capabilities.iter().map(|c| {
-            let mut names = Vec::new();
-            let f = c.capabilities;
-            use bindings::exports::idgov::connector::types::Capabilities as C;
-            for (flag, name) in [(C::SYNC, "sync"), (C::GRANT, "grant"), (C::REVOKE, "revoke"), (C::CREATE_ACCOUNT, "create_account"), (C::DELETE, "delete")] {
-                if f.contains(flag) { names.push(name); }
-            }
-            json!({"resource_type": c.resource_type, "capabilities": names})
+        "capabilities": meta.capabilities.iter().map(|(t, c)| {
+            json!({"resource_type": t, "capabilities": c.names()})
         }).collect::<Vec<_>>(),
-        "resource_types": types.iter().map(output::ResourceType::from).collect::<Vec<_>>(),
+        "resource_types": types.iter().map(|t| json!({
+            "id": t.resource_type.id,
+            "display_name": t.resource_type.display_name,
+            "traits": t.resource_type.traits,
+            "description": t.resource_type.description,
+            "has_entitlements": t.has_entitlements,
+            "has_grants": t.has_grants,
+        })).collect::<Vec<_>>(),
     })
 }
 
-fn print_summary(out: &output::SyncOutput, file: &std::path::Path) {
-    let s = &out.stats;
+fn print_summary(
+    meta: &Metadata,
+    done: &sync_store::Finished,
+    file: &std::path::Path,
+    elapsed: Duration,
+) {
+    let s = &done.stats;
     println!(
-        "synced {} {} into {} in {:.2} s",
-        out.connector.display_name,
-        out.connector.version,
+        "synced {} {} into {} in {:.2} s (fetching {:.2} s)",
+        meta.display_name,
+        meta.version,
         file.display(),
+        elapsed.as_secs_f64(),
         s.elapsed_ms as f64 / 1000.0
     );
     for (t, n) in &s.resources {
@@ -533,4 +531,24 @@ fn print_summary(out: &output::SyncOutput, file: &std::path::Path) {
             m.first, m.last
         );
     }
+    if let Some(id) = &done.sync_id {
+        println!(
+            "  {:<14} {}   (previous syncs kept {}, dropped {})",
+            "sync id", id, done.kept, done.dropped
+        );
+    }
+}
+
+/// Where `make build` leaves the Ironclad component, relative to this binary:
+/// beside it (an installed layout), or in the cargo target tree.
+fn default_component_path() -> Option<PathBuf> {
+    const NAME: &str = "ironclad_connector.wasm";
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let candidates = [
+        dir.join(NAME),
+        dir.join("../wasm32-wasip2/release").join(NAME),
+        dir.join("../../wasm32-wasip2/release").join(NAME),
+    ];
+    candidates.into_iter().find(|p| p.is_file())
 }

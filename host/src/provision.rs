@@ -1,67 +1,13 @@
-//! Provisioning from the command line: parsing the baton id formats into the
-//! contract's records, and vaulting generated credentials so a password is
-//! never shown, logged or lost.
+//! Provisioning from the command line: vaulting generated credentials so a
+//! password is never shown, logged or lost.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use zeroize::Zeroizing;
 
-use crate::bindings::exports::idgov::connector::types::{Credential, EntitlementRef, Grant};
-use crate::bindings::ResourceId;
-
-/// `TYPE:ID`.
-pub fn parse_resource_id(text: &str) -> anyhow::Result<ResourceId> {
-    match text.split_once(':') {
-        Some((t, id)) if !t.is_empty() && !id.is_empty() && !id.contains(':') => Ok(ResourceId {
-            resource_type: t.to_string(),
-            resource: id.to_string(),
-        }),
-        _ => bail!("{text:?} is not a resource id of the form TYPE:ID (e.g. user:6660d37dec0eac3deffb680e)"),
-    }
-}
-
-/// `TYPE:ID:SLUG`, the baton entitlement id.
-pub fn parse_entitlement_id(text: &str) -> anyhow::Result<EntitlementRef> {
-    let parts: Vec<&str> = text.split(':').collect();
-    match parts.as_slice() {
-        [t, id, slug] if !t.is_empty() && !id.is_empty() && !slug.is_empty() => Ok(EntitlementRef {
-            id: text.to_string(),
-            resource: ResourceId {
-                resource_type: t.to_string(),
-                resource: id.to_string(),
-            },
-            slug: slug.to_string(),
-        }),
-        _ => bail!("{text:?} is not an entitlement id of the form TYPE:ID:SLUG (e.g. group:<group id>:member)"),
-    }
-}
-
-/// `TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID`, the baton grant id.
-pub fn parse_grant_id(text: &str) -> anyhow::Result<Grant> {
-    let parts: Vec<&str> = text.split(':').collect();
-    match parts.as_slice() {
-        [t, id, slug, pt, pid] if [t, id, slug, pt, pid].iter().all(|p| !p.is_empty()) => {
-            let entitlement = format!("{t}:{id}:{slug}");
-            Ok(Grant {
-                id: text.to_string(),
-                entitlement,
-                resource: ResourceId {
-                    resource_type: t.to_string(),
-                    resource: id.to_string(),
-                },
-                principal: ResourceId {
-                    resource_type: pt.to_string(),
-                    resource: pid.to_string(),
-                },
-            })
-        }
-        _ => bail!(
-            "{text:?} is not a grant id of the form TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID (e.g. group:<group id>:member:user:<user id>)"
-        ),
-    }
-}
+use connector_runtime::Credential;
 
 /// Where a generated password goes. Chosen, and the file created, before the
 /// account is: a password with nowhere safe to go is never generated.
@@ -110,7 +56,7 @@ impl Vault {
         let plain = Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({
                 "login": credential.login,
-                "password": credential.password,
+                "password": credential.password.as_str(),
             }))
             .context("cannot encode the credential")?,
         );
@@ -188,29 +134,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_parse_in_the_baton_formats() {
-        let e = parse_entitlement_id("group:74906dd6-f2c6:member").unwrap();
-        assert_eq!(e.resource.resource_type, "group");
-        assert_eq!(e.resource.resource, "74906dd6-f2c6");
-        assert_eq!(e.slug, "member");
-        let g = parse_grant_id("group:g1:member:user:u1").unwrap();
-        assert_eq!(g.entitlement, "group:g1:member");
-        assert_eq!(g.principal.resource, "u1");
-        assert_eq!(parse_resource_id("user:u1").unwrap().resource, "u1");
-    }
-
-    #[test]
-    fn malformed_ids_say_the_expected_form() {
-        assert!(parse_entitlement_id("group:g1")
-            .unwrap_err()
-            .to_string()
-            .contains("TYPE:ID:SLUG"));
-        assert!(parse_grant_id("group:g1:member:user").is_err());
-        assert!(parse_resource_id("user").is_err());
-        assert!(parse_resource_id("user:").is_err());
-    }
-
-    #[test]
     fn the_credentials_file_is_private_and_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cred.json");
@@ -218,7 +141,7 @@ mod tests {
         vault
             .store(&Credential {
                 login: "a@b.c".into(),
-                password: "pw".into(),
+                password: zeroize::Zeroizing::new("pw".into()),
             })
             .unwrap();
         #[cfg(unix)]

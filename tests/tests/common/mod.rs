@@ -18,36 +18,85 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The workspace root (this crate is `tests/`).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The newest modification time of the files under `dirs` (in the workspace).
+fn newest_source(dirs: &[&str]) -> std::time::SystemTime {
+    fn walk(p: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), newest);
+            }
+        } else if let Ok(m) = meta.modified() {
+            *newest = (*newest).max(m);
+        }
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for d in dirs {
+        walk(&workspace().join(d), &mut newest);
+    }
+    newest
+}
+
+/// Fails, naming what to build, when `artifact` is missing or older than
+/// any of its sources: a test never runs a stale binary or component.
+#[track_caller]
+fn fresh(artifact: PathBuf, sources: &[&str], build: &str) -> PathBuf {
+    let built = std::fs::metadata(&artifact)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", artifact.display()));
+    assert!(
+        built >= newest_source(sources),
+        "{} is older than its sources: {build}",
+        artifact.display()
+    );
+    artifact
+}
+
 pub fn host_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let bin = profile_dir.join("connector-host");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `make test` (it builds the host before the tests)",
-        bin.display()
-    );
-    bin
+    fresh(
+        profile_dir.join("connector-host"),
+        &[
+            "host/src",
+            "crates/connector-runtime/src",
+            "crates/sync-store/src",
+            "wit",
+        ],
+        "run `make test` (or `cargo build -p connector-host`) before these tests",
+    )
 }
 
 pub fn ironclad_component() -> PathBuf {
-    let p = target_dir().join("wasm32-wasip2/release/ironclad_connector.wasm");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make test` (it builds the component before the tests)",
-        p.display()
-    );
-    p
+    fresh(
+        target_dir().join("wasm32-wasip2/release/ironclad_connector.wasm"),
+        &["connector/src", "wit/v0.2.0/connector.wit"],
+        "run `make component` (make test does) before these tests",
+    )
 }
 
 pub fn fixture_component(name: &str) -> PathBuf {
-    let p = target_dir().join(format!("wasm32-wasip2/release/{name}.wasm"));
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make test` (it builds the fixture components before the tests)",
-        p.display()
-    );
-    p
+    let dir = match name {
+        "rogue_connector" => "tests/fixtures/rogue",
+        "not_a_connector" => "tests/fixtures/not-a-connector",
+        "future_connector" => "tests/fixtures/future-connector",
+        _ => "tests/fixtures",
+    };
+    fresh(
+        target_dir().join(format!("wasm32-wasip2/release/{name}.wasm")),
+        &[dir],
+        "run `make fixtures` (make test does) before these tests",
+    )
 }
 
 pub fn sim(users: usize, groups: usize, memberships: usize) -> Simulator {

@@ -1,26 +1,24 @@
-//! Drives a full sync the way governance platforms expect: resource types,
-//! then every resource of each type, then entitlements and grants per
-//! resource, following page tokens and retrying transient refusals.
+//! Drives a full sync the way governance platforms expect (resource types,
+//! every resource of each type, then entitlements and grants of the
+//! resources that have them), following page tokens, retrying transient
+//! refusals, and handing every page to a [`SyncSink`] as it arrives: nothing
+//! here holds the tenant. With a 0.2.0 connector whose pages carry their
+//! items' entitlements and grants, a sync is one component call per page.
+//!
+//! Cancelling is dropping the future: the sink goes with it, and a sink
+//! dropped before `finish` writes nothing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use sync_store::model::{ConnectorInfo, ResourceId, TotalMoved};
+use sync_store::sink::{Finished, RunStats, SyncSink};
 
-use crate::bindings::exports::idgov::connector::types::{EntitlementPage, GrantPage, ResourcePage};
-use crate::bindings::Metadata;
-use crate::connector::{CallResult, Connector};
+use crate::connector::Connector;
 use crate::errors::CallError;
-use crate::output::{self, SyncOutput};
 use crate::retry::RetryPolicy;
-
-/// Counters the sync keeps as it goes; HTTP requests come from the host's
-/// outbound layer, which sees every request whoever makes it.
-#[derive(Default)]
-struct Progress {
-    retries: u64,
-    duplicates: u64,
-}
+use crate::types::{EntitlementPage, GrantPage, Metadata, ResourcePage, TypeInfo};
 
 /// What every page type has in common: the token of the next page.
 trait Paged {
@@ -49,143 +47,150 @@ impl Paged for GrantPage {
 struct Driver<'a> {
     conn: &'a mut Connector,
     policy: &'a RetryPolicy,
-    progress: Progress,
+    retries: u64,
+    pages: u64,
 }
 
+/// A resource whose entitlements or grants must be asked for one by one.
+struct Pending {
+    id: ResourceId,
+    entitlements: bool,
+    grants: bool,
+}
+
+/// Runs a full sync of `conn` into `sink` and finishes the sink: the
+/// output is written only when every page came in.
 pub async fn run(
     conn: &mut Connector,
     meta: &Metadata,
     policy: &RetryPolicy,
-    http_requests: impl Fn() -> u64,
-) -> anyhow::Result<SyncOutput> {
+    mut sink: Box<dyn SyncSink>,
+) -> anyhow::Result<Finished> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let mut d = Driver {
         conn,
         policy,
-        progress: Progress::default(),
+        retries: 0,
+        pages: 0,
     };
 
-    let types = d
+    let types: Vec<TypeInfo> = d
         .with_retry(&|| "listing resource types".into(), async |c| {
             c.resource_types().await
         })
         .await?;
-
-    let mut resources = Vec::new();
-    let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
-    let mut totals_moved = BTreeMap::new();
-    for rt in &types {
-        let what = || format!("listing {} resources", rt.id);
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut totals: Option<output::TotalMoved> = None;
-        d.each_page(
-            &what,
-            async |c, token| c.list_resources(&rt.id, None, token).await,
-            |page: ResourcePage, progress| {
-                if let Some(hint) = page.total_hint {
-                    let t = totals.get_or_insert(output::TotalMoved {
-                        first: hint,
-                        last: hint,
-                    });
-                    t.last = hint;
-                }
-                for r in page.items {
-                    if r.id.resource_type != rt.id {
-                        bail!(
-                            "{}: the connector returned a resource of type {:?} (a bug in the connector)",
-                            what(),
-                            r.id.resource_type
-                        );
-                    }
-                    // Offset paging shifts when the tenant changes under us:
-                    // the same record can come twice, and it counts once.
-                    if seen.insert(r.id.resource.clone()) {
-                        resources.push(r);
-                    } else {
-                        progress.duplicates += 1;
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        per_type.insert(rt.id.clone(), seen.len() as u64);
-        if let Some(t) = totals.filter(|t| t.first != t.last) {
-            tracing::warn!(
-                resource_type = %rt.id,
-                "the application's {} count moved from {} to {} during the sync: records created or deleted meanwhile may be missing until the next sync",
-                rt.id, t.first, t.last
-            );
-            totals_moved.insert(rt.id.clone(), t);
-        }
-        tracing::info!(resource_type = %rt.id, count = seen.len(), "resources listed");
-    }
-
-    // The per-resource listings run once per resource (100,000s of them):
-    // their descriptions are only formatted when something goes wrong.
-    let mut entitlements = Vec::new();
-    for r in &resources {
-        d.each_page(
-            &|| {
-                format!(
-                    "listing entitlements of {}:{}",
-                    r.id.resource_type, r.id.resource
-                )
-            },
-            async |c, token| c.list_entitlements(&r.id, token).await,
-            |page: EntitlementPage, _| {
-                entitlements.extend(page.items);
-                Ok(())
-            },
-        )
-        .await?;
-    }
-    tracing::info!(count = entitlements.len(), "entitlements listed");
-
-    let mut grants = Vec::new();
-    let mut grant_ids: HashSet<String> = HashSet::new();
-    for r in &resources {
-        d.each_page(
-            &|| format!("listing grants of {}:{}", r.id.resource_type, r.id.resource),
-            async |c, token| c.list_grants(&r.id, token).await,
-            |page: GrantPage, progress| {
-                for g in page.items {
-                    if grant_ids.insert(g.id.clone()) {
-                        grants.push(g);
-                    } else {
-                        progress.duplicates += 1;
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await?;
-    }
-    tracing::info!(count = grants.len(), "grants listed");
-
-    let stats = output::Stats {
-        resources: per_type,
-        entitlements: entitlements.len() as u64,
-        grants: grants.len() as u64,
-        http_requests: http_requests(),
-        retries: d.progress.retries,
-        duplicates_skipped: d.progress.duplicates,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        started_at,
-        totals_moved,
-    };
-    Ok(SyncOutput {
-        connector: output::ConnectorInfo {
+    sink.begin(
+        &ConnectorInfo {
             display_name: meta.display_name.clone(),
             version: meta.version.clone(),
         },
-        resource_types: types.iter().map(Into::into).collect(),
-        resources: resources.into_iter().map(Into::into).collect(),
-        entitlements: entitlements.into_iter().map(Into::into).collect(),
-        grants: grants.into_iter().map(Into::into).collect(),
-        stats,
-    })
+        &types
+            .iter()
+            .map(|t| t.resource_type.clone())
+            .collect::<Vec<_>>(),
+    )?;
+
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut pending_seen: HashSet<ResourceId> = HashSet::new();
+    let mut totals_moved = BTreeMap::new();
+    for t in &types {
+        let rt = &t.resource_type.id;
+        let what = || format!("listing {rt} resources");
+        let mut totals: Option<TotalMoved> = None;
+        let mut rows = 0u64;
+        let sink = &mut sink;
+        d.each_page(
+            &what,
+            async |c, token| c.list_resources(rt, None, token).await,
+            |page: ResourcePage| {
+                if let Some(hint) = page.total_hint {
+                    totals.get_or_insert(TotalMoved { first: hint, last: hint }).last = hint;
+                }
+                if let Some(r) = page.items.iter().find(|r| &r.id.resource_type != rt) {
+                    bail!(
+                        "{}: the connector returned a resource of type {:?} (a bug in the connector)",
+                        what(),
+                        r.id.resource_type
+                    );
+                }
+                rows += page.items.len() as u64;
+                let mut ask = |id: ResourceId| {
+                    if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
+                        pending.push(Pending {
+                            id,
+                            entitlements: t.has_entitlements,
+                            grants: t.has_grants,
+                        });
+                    }
+                };
+                match page.included {
+                    Some(inc) => {
+                        inc.pending.into_iter().for_each(&mut ask);
+                        sink.resources(page.items)?;
+                        if !inc.entitlements.is_empty() {
+                            sink.entitlements(inc.entitlements)?;
+                        }
+                        if !inc.grants.is_empty() {
+                            sink.grants(inc.grants)?;
+                        }
+                    }
+                    None => {
+                        page.items.iter().map(|r| r.id.clone()).for_each(&mut ask);
+                        sink.resources(page.items)?;
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        if let Some(t) = totals.filter(|t| t.first != t.last) {
+            tracing::warn!(
+                resource_type = %rt,
+                "the application's {} count moved from {} to {} during the sync: records created or deleted meanwhile may be missing until the next sync",
+                rt, t.first, t.last
+            );
+            totals_moved.insert(rt.clone(), t);
+        }
+        tracing::info!(resource_type = %rt, rows, "resources listed");
+    }
+    drop(pending_seen);
+
+    // Per-resource listings can run 100,000s of times: their descriptions
+    // are only formatted when something goes wrong.
+    for p in pending.iter().filter(|p| p.entitlements) {
+        let sink = &mut sink;
+        d.each_page(
+            &|| format!("listing entitlements of {}", p.id),
+            async |c, token| c.list_entitlements(&p.id, token).await,
+            |page: EntitlementPage| sink.entitlements(page.items),
+        )
+        .await?;
+    }
+    for p in pending.iter().filter(|p| p.grants) {
+        let sink = &mut sink;
+        d.each_page(
+            &|| format!("listing grants of {}", p.id),
+            async |c, token| c.list_grants(&p.id, token).await,
+            |page: GrantPage| sink.grants(page.items),
+        )
+        .await?;
+    }
+    tracing::info!(
+        pages = d.pages,
+        asked_one_by_one = pending.len(),
+        "listings done"
+    );
+
+    let run = RunStats {
+        started_at,
+        http_requests: d.conn.http_requests(),
+        retries: d.retries,
+        duplicates_skipped: 0,
+        fetch_ms: started.elapsed().as_millis() as u64,
+        totals_moved,
+    };
+    sink.finish(run)
 }
 
 /// Describes a listing for messages; called only when one is needed.
@@ -235,8 +240,8 @@ impl Driver<'_> {
     async fn each_page<P: Paged>(
         &mut self,
         what: Describe<'_>,
-        mut fetch: impl AsyncFnMut(&mut Connector, Option<&str>) -> CallResult<P>,
-        mut on_page: impl FnMut(P, &mut Progress) -> anyhow::Result<()>,
+        mut fetch: impl AsyncFnMut(&mut Connector, Option<&str>) -> Result<P, CallError>,
+        mut on_page: impl FnMut(P) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut pager = Pager::new(what);
         loop {
@@ -244,8 +249,9 @@ impl Driver<'_> {
             let mut page = self
                 .with_retry(what, async |c| fetch(c, token.as_deref()).await)
                 .await?;
+            self.pages += 1;
             let next = page.next_token();
-            on_page(page, &mut self.progress)?;
+            on_page(page)?;
             if !pager.advance(next)? {
                 return Ok(());
             }
@@ -255,18 +261,21 @@ impl Driver<'_> {
     async fn with_retry<T>(
         &mut self,
         what: Describe<'_>,
-        mut call: impl AsyncFnMut(&mut Connector) -> CallResult<T>,
+        mut call: impl AsyncFnMut(&mut Connector) -> Result<T, CallError>,
     ) -> anyhow::Result<T> {
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
-            let err: CallError = match call(self.conn).await? {
+            let err = match call(self.conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             let what = what();
             let Some(retry_after) = err.retry_hint() else {
-                bail!("{what}: {err}");
+                if matches!(err, CallError::Connector(_)) {
+                    bail!("{what}: {err}");
+                }
+                return Err(err.into());
             };
             attempt += 1;
             let Some(delay) =
@@ -284,7 +293,7 @@ impl Driver<'_> {
             );
             tokio::time::sleep(delay).await;
             waited += delay;
-            self.progress.retries += 1;
+            self.retries += 1;
         }
     }
 }

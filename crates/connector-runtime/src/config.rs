@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-use crate::bindings::ConfigField;
+use crate::types::ConfigField;
 
 /// The environment variable that carries a field: `BATON_` + the name upper
 /// cased with `-` as `_`, the names the existing connectors' deployments use.

@@ -13,18 +13,26 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 use serde::Serialize;
 
 use super::proto::{self, user_trait};
-use crate::output::{self, SyncOutput};
+use crate::model::{self as output, SyncOutput};
 
 /// One row of `v1_sync_runs`, with its row counts.
 #[derive(Clone, Debug, Serialize)]
 pub struct SyncInfo {
+    /// The sync's KSUID.
     pub sync_id: String,
+    /// `full` for what this crate writes; other tools write `partial`, ….
     pub sync_type: String,
+    /// Local time, `YYYY-MM-DD HH:MM:SS[.fraction]`.
     pub started_at: String,
+    /// Local time; `None` for a sync that never finished.
     pub ended_at: Option<String>,
+    /// Resource rows of the sync.
     pub resources: u64,
+    /// Entitlement rows of the sync.
     pub entitlements: u64,
+    /// Grant rows of the sync.
     pub grants: u64,
+    /// The `stats` column, when it holds JSON.
     #[serde(skip)]
     pub stats: Option<serde_json::Value>,
 }
@@ -36,6 +44,7 @@ pub struct C1z {
 }
 
 impl C1z {
+    /// Unpacks the c1z at `path` into a private temp directory and opens it.
     pub fn open(path: &Path) -> anyhow::Result<C1z> {
         let dir = tempfile::Builder::new()
             .prefix("connector-host-inspect-")
@@ -132,11 +141,7 @@ impl C1z {
             Ok(output::ResourceType {
                 id: t.id,
                 display_name: t.display_name,
-                traits: t
-                    .traits
-                    .iter()
-                    .map(|v| trait_name(*v).to_string())
-                    .collect(),
+                traits: t.traits.iter().map(|v| trait_of(*v)).collect(),
                 description: t.description,
             })
         })?;
@@ -155,7 +160,7 @@ impl C1z {
                 slug: e.slug,
                 display_name: e.display_name,
                 description: e.description,
-                purpose: purpose_name(e.purpose).to_string(),
+                purpose: purpose_of(e.purpose),
                 grantable_to: e.grantable_to.into_iter().map(|t| t.id).collect(),
             })
         })?;
@@ -231,32 +236,32 @@ impl C1z {
     }
 }
 
-pub(super) fn trait_name(v: i32) -> &'static str {
+pub(super) fn trait_of(v: i32) -> output::Trait {
     match proto::Trait::try_from(v) {
-        Ok(proto::Trait::User) => "user",
-        Ok(proto::Trait::Group) => "group",
-        Ok(proto::Trait::Role) => "role",
-        Ok(proto::Trait::App) => "app",
-        Ok(proto::Trait::Secret) => "secret",
-        _ => "unspecified",
+        Ok(proto::Trait::User) => output::Trait::User,
+        Ok(proto::Trait::Group) => output::Trait::Group,
+        Ok(proto::Trait::Role) => output::Trait::Role,
+        Ok(proto::Trait::App) => output::Trait::App,
+        Ok(proto::Trait::Secret) => output::Trait::Secret,
+        _ => output::Trait::Unspecified,
     }
 }
 
-fn status_name(v: i32) -> &'static str {
+fn status_of(v: i32) -> output::AccountStatus {
     match proto::ResourceStatus::try_from(v) {
-        Ok(proto::ResourceStatus::Enabled) => "enabled",
-        Ok(proto::ResourceStatus::Disabled) => "disabled",
-        Ok(proto::ResourceStatus::Deleted) => "deleted",
-        _ => "unspecified",
+        Ok(proto::ResourceStatus::Enabled) => output::AccountStatus::Enabled,
+        Ok(proto::ResourceStatus::Disabled) => output::AccountStatus::Disabled,
+        Ok(proto::ResourceStatus::Deleted) => output::AccountStatus::Deleted,
+        _ => output::AccountStatus::Unspecified,
     }
 }
 
-fn purpose_name(v: i32) -> &'static str {
+fn purpose_of(v: i32) -> output::Purpose {
     match proto::Purpose::try_from(v) {
-        Ok(proto::Purpose::Assignment) => "assignment",
-        Ok(proto::Purpose::Permission) => "permission",
-        Ok(proto::Purpose::Ownership) => "ownership",
-        _ => "unspecified",
+        Ok(proto::Purpose::Assignment) => output::Purpose::Assignment,
+        Ok(proto::Purpose::Permission) => output::Purpose::Permission,
+        Ok(proto::Purpose::Ownership) => output::Purpose::Ownership,
+        _ => output::Purpose::Unspecified,
     }
 }
 
@@ -302,7 +307,7 @@ fn resource(r: proto::Resource) -> output::Resource {
                         primary: e.is_primary,
                     })
                     .collect(),
-                status: status_name(u.status.map(|s| s.status).unwrap_or(0)).to_string(),
+                status: status_of(u.status.map(|s| s.status).unwrap_or(0)),
                 given_name: some(name.given_name),
                 family_name: some(name.family_name),
             }
@@ -351,15 +356,15 @@ fn value_json(v: &Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::write::tests::sample;
     use super::*;
+    use crate::testing::{sample, write_doc};
 
     #[test]
     fn what_is_written_reads_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.c1z");
         let out = sample(&["u1", "u2"], &["u1", "u2"]);
-        super::super::write(&path, &out).unwrap();
+        write_doc(&path, &out);
         let c = C1z::open(&path).unwrap();
         let syncs = c.finished().unwrap();
         assert_eq!(syncs.len(), 1);
@@ -386,8 +391,8 @@ mod tests {
     fn syncs_come_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.c1z");
-        let first = super::super::write(&path, &sample(&["u1"], &[])).unwrap();
-        let second = super::super::write(&path, &sample(&["u1", "u2"], &["u2"])).unwrap();
+        let first = write_doc(&path, &sample(&["u1"], &[]));
+        let second = write_doc(&path, &sample(&["u1", "u2"], &["u2"]));
         let c = C1z::open(&path).unwrap();
         let ids: Vec<String> = c
             .finished()
@@ -395,7 +400,7 @@ mod tests {
             .into_iter()
             .map(|s| s.sync_id)
             .collect();
-        assert_eq!(ids, [second.sync_id, first.sync_id]);
+        assert_eq!(ids, [second.sync_id.unwrap(), first.sync_id.unwrap()]);
     }
 
     #[test]

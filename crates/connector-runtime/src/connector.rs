@@ -1,0 +1,287 @@
+//! A configured connector instance with typed calls in neutral types, for
+//! whichever contract version the component was built for.
+
+use sync_store::ids::{EntitlementId, GrantId};
+use sync_store::model::ResourceId;
+
+use crate::allow_list::{AllowList, Origin, Policy};
+use crate::convert::{v0_1, v0_2};
+use crate::engine::Component;
+use crate::errors::CallError;
+use crate::instance::{Bindings, Instance, Limits};
+use crate::types::*;
+
+/// Calls one export on either contract version: `$call` names the export's
+/// method on the interface accessor `$iface`, `$args` are the arguments
+/// (built per version by the closure `$prep`), and `$map` turns the answer
+/// into neutral types.
+macro_rules! dispatch {
+    ($inst:expr, $name:literal, $iface:ident, $call:ident, |$c:ident| ($($arg:expr),*), $map:ident) => {
+        $inst
+            .call($name, async |b, s| match b {
+                Bindings::V0_1(x) => {
+                    #[allow(unused_imports)]
+                    use v0_1 as $c;
+                    Ok(x.$iface().$call(s, $($arg),*).await?.map($c::$map).map_err($c::error))
+                }
+                Bindings::V0_2(x) => {
+                    #[allow(unused_imports)]
+                    use v0_2 as $c;
+                    Ok(x.$iface().$call(s, $($arg),*).await?.map($c::$map).map_err($c::error))
+                }
+            })
+            .await
+    };
+}
+
+impl Component {
+    /// The connector's static description and resource types, from an
+    /// instance with no configuration and no network.
+    pub async fn metadata(&self, limits: &Limits) -> Result<(Metadata, Vec<TypeInfo>), CallError> {
+        let mut inst = Instance::new(self, limits, Vec::new()).await?;
+        let version = self.contract_version();
+        let meta = inst
+            .call("metadata", async |b, s| match b {
+                Bindings::V0_1(x) => Ok(Ok(v0_1::metadata(
+                    x.idgov_connector_sync().call_metadata(s).await?,
+                    version,
+                ))),
+                Bindings::V0_2(x) => Ok(Ok(v0_2::metadata(
+                    x.idgov_connector_sync().call_metadata(s).await?,
+                    version,
+                ))),
+            })
+            .await?;
+        let types = resource_types(&mut inst).await?;
+        Ok((meta, types))
+    }
+}
+
+async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError> {
+    inst.call("resource-types", async |b, s| match b {
+        Bindings::V0_1(x) => Ok(x
+            .idgov_connector_sync()
+            .call_resource_types(s)
+            .await?
+            .map(|t| t.iter().map(v0_1::type_info).collect())
+            .map_err(v0_1::error)),
+        Bindings::V0_2(x) => Ok(x
+            .idgov_connector_sync()
+            .call_resource_types(s)
+            .await?
+            .map(|t| t.iter().map(v0_2::type_info).collect())
+            .map_err(v0_2::error)),
+    })
+    .await
+}
+
+/// A configured connector: one sandboxed instance whose outbound allow-list
+/// is fixed when it opens.
+pub struct Connector {
+    inst: Instance,
+    allowed: Vec<Origin>,
+}
+
+/// Why a connector could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The call that asks for the origins failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The connector declared something that is not an origin.
+    #[error("the connector declared an unusable origin {origin:?}: {reason}")]
+    BadOrigin {
+        /// What it declared.
+        origin: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// Plain http beyond loopback.
+    #[error("the connector asks for plain http to {0}; only https is allowed beyond loopback: use an https base URL")]
+    PlainHttp(String),
+    /// The operator's allow-list leaves nothing the connector needs.
+    #[error("none of the origins this configuration needs ({0}) is in --allow-host: add them or drop --allow-host")]
+    NothingAllowed(String),
+}
+
+impl Connector {
+    /// Instantiates `component` with `config`, asks the connector which
+    /// origins this configuration needs (with the network still closed),
+    /// and opens those that the operator's `allow` list (when given) allows.
+    pub async fn open(
+        component: &Component,
+        limits: &Limits,
+        config: impl IntoIterator<Item = (String, String)>,
+        allow: Option<AllowList>,
+    ) -> Result<Connector, OpenError> {
+        let mut inst = Instance::new(component, limits, config).await?;
+        let declared: Vec<String> = inst
+            .call("outbound-origins", async |b, s| match b {
+                Bindings::V0_1(x) => Ok(x
+                    .idgov_connector_sync()
+                    .call_outbound_origins(s)
+                    .await?
+                    .map_err(v0_1::error)),
+                Bindings::V0_2(x) => Ok(x
+                    .idgov_connector_sync()
+                    .call_outbound_origins(s)
+                    .await?
+                    .map_err(v0_2::error)),
+            })
+            .await?;
+        let mut origins = Vec::new();
+        for text in &declared {
+            let origin = Origin::declared(text).map_err(|e| OpenError::BadOrigin {
+                origin: text.clone(),
+                reason: format!("{e:#}"),
+            })?;
+            if origin.scheme == "http" && !origin.is_loopback() {
+                return Err(OpenError::PlainHttp(origin.to_string()));
+            }
+            origins.push(origin);
+        }
+        let policy = Policy::new(origins, allow);
+        if policy.allowed().is_empty() && !declared.is_empty() {
+            return Err(OpenError::NothingAllowed(declared.join(", ")));
+        }
+        tracing::debug!(allowed = ?policy.allowed(), "outbound allow-list");
+        let allowed = policy.allowed().to_vec();
+        inst.set_policy(policy);
+        Ok(Connector { inst, allowed })
+    }
+
+    /// The origins this connector may reach.
+    pub fn allowed_origins(&self) -> &[Origin] {
+        &self.allowed
+    }
+
+    /// Outbound requests made so far by this connector.
+    pub fn http_requests(&self) -> u64 {
+        self.inst.requests()
+    }
+
+    /// Checks the configuration and credentials; says whom it acts as.
+    pub async fn validate(&mut self) -> Result<String, CallError> {
+        dispatch!(
+            self.inst,
+            "validate",
+            idgov_connector_sync,
+            call_validate,
+            |c| (),
+            identity
+        )
+    }
+
+    /// The resource types, with what a sync must ask of each.
+    pub async fn resource_types(&mut self) -> Result<Vec<TypeInfo>, CallError> {
+        resource_types(&mut self.inst).await
+    }
+
+    /// One page of resources of a type.
+    pub async fn list_resources(
+        &mut self,
+        resource_type: &str,
+        parent: Option<&ResourceId>,
+        token: Option<&str>,
+    ) -> Result<ResourcePage, CallError> {
+        dispatch!(
+            self.inst,
+            "list-resources",
+            idgov_connector_sync,
+            call_list_resources,
+            |c| (resource_type, parent.map(c::wit_id).as_ref(), token),
+            resource_page
+        )
+    }
+
+    /// One page of a resource's entitlements.
+    pub async fn list_entitlements(
+        &mut self,
+        resource: &ResourceId,
+        token: Option<&str>,
+    ) -> Result<EntitlementPage, CallError> {
+        dispatch!(
+            self.inst,
+            "list-entitlements",
+            idgov_connector_sync,
+            call_list_entitlements,
+            |c| (&c::wit_id(resource), token),
+            entitlement_page
+        )
+    }
+
+    /// One page of the grants on a resource's entitlements.
+    pub async fn list_grants(
+        &mut self,
+        resource: &ResourceId,
+        token: Option<&str>,
+    ) -> Result<GrantPage, CallError> {
+        dispatch!(
+            self.inst,
+            "list-grants",
+            idgov_connector_sync,
+            call_list_grants,
+            |c| (&c::wit_id(resource), token),
+            grant_page
+        )
+    }
+}
+
+/// Provisioning: the caller checks the operator's switch before any.
+impl Connector {
+    /// Gives `entitlement` to `principal`.
+    pub async fn grant(
+        &mut self,
+        principal: &ResourceId,
+        entitlement: &EntitlementId,
+    ) -> Result<GrantOutcome, CallError> {
+        dispatch!(
+            self.inst,
+            "grant",
+            idgov_connector_provisioning,
+            call_grant,
+            |c| (&c::wit_id(principal), &c::entitlement_ref(entitlement)),
+            grant_outcome
+        )
+    }
+
+    /// Takes a grant away.
+    pub async fn revoke(&mut self, grant: &GrantId) -> Result<RevokeOutcome, CallError> {
+        dispatch!(
+            self.inst,
+            "revoke",
+            idgov_connector_provisioning,
+            call_revoke,
+            |c| (&c::grant_record(grant)),
+            revoke_outcome
+        )
+    }
+
+    /// Creates an account; a generated password comes back in the outcome.
+    pub async fn create_account(
+        &mut self,
+        info: &AccountInfo,
+        credential: CredentialOption,
+    ) -> Result<CreateAccountOutcome, CallError> {
+        dispatch!(
+            self.inst,
+            "create-account",
+            idgov_connector_provisioning,
+            call_create_account,
+            |c| (&c::account_info(info), c::credential_option(credential)),
+            create_account_outcome
+        )
+    }
+
+    /// Deletes a resource.
+    pub async fn delete_resource(&mut self, id: &ResourceId) -> Result<(), CallError> {
+        dispatch!(
+            self.inst,
+            "delete-resource",
+            idgov_connector_provisioning,
+            call_delete_resource,
+            |c| (&c::wit_id(id)),
+            identity
+        )
+    }
+}

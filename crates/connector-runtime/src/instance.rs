@@ -1,0 +1,224 @@
+//! One sandboxed instance: an empty WASI context (no environment, no files,
+//! no sockets), its configuration through `wasi:config`, outbound HTTP
+//! through [`Outbound`], a memory cap and a deadline per call. After a trap
+//! or a timeout it refuses further calls: a trapped store may be in any
+//! state.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_config::WasiConfigVariables;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::allow_list::Policy;
+use crate::bindings::{v0_1, v0_2};
+use crate::engine::{first_line, Component, Pre, EPOCH_TICK};
+use crate::errors::CallError;
+use crate::outbound::{Outbound, Timeouts};
+use crate::types::ConnectorError;
+
+/// What one instance may use.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Linear memory, in bytes (at most the engine's `max_memory_bytes`).
+    pub memory_bytes: usize,
+    /// Bound on one call into the component, guest CPU and HTTP waits alike.
+    pub call_timeout: Duration,
+    /// Outbound timeouts.
+    pub http: Timeouts,
+    /// Largest response body the component may read.
+    pub max_response_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            call_timeout: Duration::from_secs(300),
+            http: Timeouts::default(),
+            max_response_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A store's host side.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    outbound: Outbound,
+    pub(crate) config: WasiConfigVariables,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// The instance's exports, for the contract version it was built for.
+pub(crate) enum Bindings {
+    V0_1(v0_1::ConnectorExports),
+    V0_2(v0_2::ConnectorExports),
+}
+
+/// One live instance.
+pub(crate) struct Instance {
+    store: Store<HostState>,
+    bindings: Bindings,
+    call_timeout: Duration,
+    poisoned: bool,
+    requests: Arc<AtomicU64>,
+}
+
+impl Instance {
+    /// A fresh instance with this configuration and an outbound policy that
+    /// denies everything until [`Instance::set_policy`].
+    pub(crate) async fn new(
+        component: &Component,
+        limits: &Limits,
+        config: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Instance, CallError> {
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let requests = Arc::new(AtomicU64::new(0));
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(
+                Policy::deny_all(),
+                crate::outbound::Limits {
+                    timeouts: limits.http,
+                    max_body_bytes: limits.max_response_bytes,
+                },
+                requests.clone(),
+            ),
+            config: config.into_iter().collect(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&component.engine.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks(limits.call_timeout));
+        let started = |e: wasmtime::Error| CallError::Trapped {
+            call: "start",
+            message: format!(
+                "the component failed to start: {}",
+                first_line(&format!("{e:#}"))
+            ),
+        };
+        let bindings = match &component.pre {
+            Pre::V0_1(pre) => {
+                Bindings::V0_1(pre.instantiate_async(&mut store).await.map_err(started)?)
+            }
+            Pre::V0_2(pre) => {
+                Bindings::V0_2(pre.instantiate_async(&mut store).await.map_err(started)?)
+            }
+        };
+        Ok(Instance {
+            store,
+            bindings,
+            call_timeout: limits.call_timeout,
+            poisoned: false,
+            requests,
+        })
+    }
+
+    pub(crate) fn set_policy(&mut self, policy: Policy) {
+        self.store.data_mut().outbound.set_policy(policy);
+    }
+
+    /// Outbound requests this instance has made.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs one export under the per-call deadline (guest CPU through the
+    /// epoch, waits on HTTP through the tokio timeout). The closure answers
+    /// the connector's own result, already in neutral types.
+    pub(crate) async fn call<R>(
+        &mut self,
+        name: &'static str,
+        f: impl AsyncFnOnce(
+            &Bindings,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<R, ConnectorError>>,
+    ) -> Result<R, CallError> {
+        if self.poisoned {
+            return Err(CallError::Poisoned { call: name });
+        }
+        self.store.set_epoch_deadline(ticks(self.call_timeout));
+        let outcome =
+            tokio::time::timeout(self.call_timeout, f(&self.bindings, &mut self.store)).await;
+        match outcome {
+            Ok(Ok(r)) => r.map_err(CallError::Connector),
+            Ok(Err(trap)) => {
+                self.poisoned = true;
+                Err(describe_trap(name, &trap, self.call_timeout))
+            }
+            Err(_) => {
+                self.poisoned = true;
+                Err(CallError::Timeout {
+                    call: name,
+                    timeout: self.call_timeout,
+                })
+            }
+        }
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+fn describe_trap(name: &'static str, err: &wasmtime::Error, timeout: Duration) -> CallError {
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => CallError::Timeout {
+                call: name,
+                timeout,
+            },
+            wasmtime::Trap::UnreachableCodeReached => CallError::Crashed { call: name },
+            wasmtime::Trap::AllocationTooLarge | wasmtime::Trap::HeapMisaligned => {
+                CallError::OutOfMemory { call: name }
+            }
+            other => CallError::Trapped {
+                call: name,
+                message: other.to_string(),
+            },
+        };
+    }
+    let text = format!("{err:#}");
+    if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+        CallError::OutOfMemory { call: name }
+    } else {
+        CallError::Trapped {
+            call: name,
+            message: first_line(&text).to_string(),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Runs identity-governance connector components, written by others, in a
+//! wasmtime sandbox, and streams their syncs into a [`SyncSink`].
+//!
+//! The runtime knows the `idgov:connector` contract (versions 0.1.0 and
+//! 0.2.0) and nothing of any application. One [`Engine`] per process
+//! compiles (or takes from its cache) and checks each [`Component`]; every
+//! job gets a fresh [`Connector`] instance with an empty WASI context, its
+//! settings through `wasi:config`, and HTTP only to the origins its
+//! configuration needs and the operator allows.
+//!
+//! ```no_run
+//! use connector_runtime::{Connector, Engine, EngineConfig, Limits, RetryPolicy};
+//! # async fn demo() -> anyhow::Result<()> {
+//! let engine = Engine::new(&EngineConfig::default())?;
+//! let component = engine.load(std::path::Path::new("ironclad_connector.wasm"))?;
+//! let limits = Limits::default();
+//! let (meta, _types) = component.metadata(&limits).await?;
+//! let settings = [("ic-client-id".to_string(), "…".to_string())];
+//! let mut conn = Connector::open(&component, &limits, settings, None).await?;
+//! let sink = sync_store::c1z::sink(std::path::Path::new("sync.c1z"))?;
+//! let done = connector_runtime::sync::run(&mut conn, &meta, &RetryPolicy::default(), sink).await?;
+//! println!("{} grants", done.stats.grants);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod allow_list;
+mod bindings;
+pub mod cache;
+pub mod config;
+mod connector;
+mod convert;
+mod engine;
+mod errors;
+mod instance;
+pub mod outbound;
+mod retry;
+pub mod sync;
+mod types;
+
+pub use connector::{Connector, OpenError};
+pub use engine::{Component, Engine, EngineConfig};
+pub use errors::{CallError, LoadError};
+pub use instance::Limits;
+pub use retry::RetryPolicy;
+pub use sync_store;
+pub use types::*;

@@ -1,0 +1,538 @@
+//! The c1z writer thread's side of the streaming sink: a temp database
+//! beside the target (a copy of the existing file's syncs, if any), one open
+//! transaction, prepared statements, and each page inserted as it arrives.
+//! At the end: the `v1_sync_runs` row, older syncs dropped (the two newest
+//! previous finished ones stay), the lookup indexes built (one sort each,
+//! rather than kept up to date row by row), a compact copy if rows were
+//! dropped, and the file packed over the target.
+//!
+//! Rows are deduplicated by the tables' unique keys (`INSERT OR IGNORE`: the
+//! first occurrence wins, a duplicate changes no row). Grants embed their
+//! whole entitlement and entitlements their whole resource, looked up in a
+//! small cache of the last records written, else in the database; nothing
+//! here grows with the tenant but the database file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context as _};
+use prost::Message as _;
+use rusqlite::{params, Connection, OptionalExtension as _};
+
+use super::encode::{self, EntitlementRow, StoredStats};
+use super::recent::Recent;
+use super::{pack, proto, schema, sniff, unpack, Kind};
+use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
+use crate::sink::{Counts, Finished, RunStats};
+
+/// What the sink hands the writer thread, in the order the trait's calls come.
+pub(super) enum Msg {
+    Begin(ConnectorInfo, Vec<ResourceType>),
+    Resources(Vec<Resource>),
+    Entitlements(Vec<Entitlement>),
+    Grants(Vec<Grant>),
+    Finish(RunStats),
+}
+
+/// Knobs the tests turn; the defaults are what syncs use.
+#[derive(Clone, Debug)]
+pub(super) struct Options {
+    /// Resources and entitlements remembered for embedding, each.
+    pub cache_entries: usize,
+    /// A cap on the database's pages (tests: a full disk).
+    pub max_pages: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cache_entries: 4096,
+            max_pages: None,
+        }
+    }
+}
+
+/// Pages of a new file. Rows are appended in rowid order and most blobs
+/// are a few hundred bytes; 16 KiB pages mean fewer page writes and splits
+/// than SQLite's 4 KiB (measured with examples/write_bench.rs: 4 KiB was
+/// the slowest, 8 and 16 KiB within noise of each other).
+const PAGE_SIZE: u32 = 16 * 1024;
+/// SQLite's page cache while rows arrive, in KiB: fixed, so memory does not
+/// grow with the tenant. Past it, B-tree pages are read back from the OS's
+/// file cache; 4 to 16 MiB made no measurable difference to the time.
+const CACHE_KIB: i64 = 8 * 1024;
+/// The page cache while the indexes are built (each sort's memory is the
+/// cache's size).
+const INDEX_CACHE_KIB: i64 = 2 * 1024;
+
+const INSERT_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
+    (external_id, data, sync_id, discovered_at) VALUES (?1, ?2, ?3, ?4)";
+const RESOURCE_DATA: &str = "SELECT data FROM v1_resources WHERE external_id = ?1 AND sync_id = ?2";
+const ENTITLEMENT_ROW: &str = "SELECT resource_type_id, resource_id, data FROM v1_entitlements \
+    WHERE external_id = ?1 AND sync_id = ?2";
+const INSERT_RUN: &str = "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, sync_token, \
+    sync_type, parent_sync_id, linked_sync_id, supports_diff, grants_backfilled, stats) \
+    VALUES (?1, ?2, ?3, '', 'full', '', '', 0, 1, ?4)";
+
+/// The insert statements, with the sync's id and `discovered_at` written in
+/// as literals: the same for every row, so not bound 600,000 times.
+struct Inserts {
+    resource: String,
+    entitlement: String,
+    grant: String,
+}
+
+impl Inserts {
+    fn new(sync_id: &str, at: &str) -> anyhow::Result<Inserts> {
+        // Ours (base62, digits and separators), but checked: they go
+        // into SQL text.
+        let plain = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" -:.".contains(&b))
+        };
+        if !plain(sync_id) || !plain(at) {
+            bail!("unexpected characters in the sync id {sync_id:?} or time {at:?}");
+        }
+        Ok(Inserts {
+            resource: format!(
+                "INSERT OR IGNORE INTO v1_resources (resource_type_id, external_id, \
+                 parent_resource_type_id, parent_resource_id, data, sync_id, discovered_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, '{sync_id}', '{at}')"
+            ),
+            entitlement: format!(
+                "INSERT OR IGNORE INTO v1_entitlements (resource_type_id, resource_id, external_id, \
+                 data, sync_id, discovered_at) VALUES (?1, ?2, ?3, ?4, '{sync_id}', '{at}')"
+            ),
+            grant: format!(
+                "INSERT OR IGNORE INTO v1_grants (resource_type_id, resource_id, entitlement_id, \
+                 principal_resource_type_id, principal_resource_id, external_id, expansion, \
+                 needs_expansion, data, sync_id, discovered_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, '{sync_id}', '{at}')"
+            ),
+        })
+    }
+}
+
+/// The temp database, ready for rows: made before the sink is handed out,
+/// so a target that is not a c1z fails the call that asks for the sink.
+pub(super) struct Store {
+    work: tempfile::TempDir,
+    db: PathBuf,
+    conn: Connection,
+    target: PathBuf,
+    cache_entries: usize,
+}
+
+impl Store {
+    pub fn open(target: &Path, opts: &Options) -> anyhow::Result<Store> {
+        let existed = match sniff(target)? {
+            None => false,
+            Some(Kind::C1zV1) => true,
+            Some(kind) => bail!(
+                "{} exists and is not a c1z v1 file ({}); refusing to replace it: remove it or choose another -f",
+                target.display(),
+                kind.describe()
+            ),
+        };
+        let work = crate::atomic::work_dir(target)?;
+        let db = work.path().join("sync.db");
+        if existed {
+            unpack(target, &db)?;
+        }
+        let conn = Connection::open(&db).context("cannot open the temporary database")?;
+        if existed {
+            check_is_c1z_db(&conn)
+                .with_context(|| format!("{} is not a valid c1z file", target.display()))?;
+        }
+        // The temp database is thrown away on any failure, so it needs no
+        // journal, no fsyncs and no file locks while it is built.
+        conn.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))?;
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        if !existed {
+            conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+        }
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        if let Some(n) = opts.max_pages {
+            conn.pragma_update_and_check(None, "max_page_count", n, |r| r.get::<_, i64>(0))?;
+        }
+        // The lookup indexes are built once the rows are in (an existing
+        // file's too: rebuilding them is cheaper than keeping them up to
+        // date row by row).
+        schema::create_tables(&conn).context("cannot create the c1z tables")?;
+        schema::drop_indexes(&conn).context("cannot prepare the c1z tables")?;
+        Ok(Store {
+            work,
+            db,
+            conn,
+            target: target.to_path_buf(),
+            cache_entries: opts.cache_entries,
+        })
+    }
+
+    /// The writer thread: pages until `Finish` (then the file is written),
+    /// or until the sink is dropped or cancels (then nothing is). The temp
+    /// directory goes either way.
+    pub fn run(self, rx: Receiver<Msg>, cancel: &AtomicBool) -> anyhow::Result<Finished> {
+        let Store {
+            work,
+            db,
+            conn,
+            target,
+            cache_entries,
+        } = self;
+        let result = (|| {
+            let mut w = Writer::new(conn, cache_entries)?;
+            loop {
+                let Ok(msg) = rx.recv() else {
+                    bail!(
+                        "the sync stopped before it finished; {} was left as it was",
+                        target.display()
+                    );
+                };
+                if cancel.load(Ordering::Relaxed) {
+                    bail!(
+                        "the sync was cancelled; {} was left as it was",
+                        target.display()
+                    );
+                }
+                match msg {
+                    Msg::Begin(connector, types) => w.begin(connector, &types)?,
+                    Msg::Resources(rows) => w
+                        .resources(&rows)
+                        .context("cannot write resources to the c1z database")?,
+                    Msg::Entitlements(rows) => w
+                        .entitlements(&rows)
+                        .context("cannot write entitlements to the c1z database")?,
+                    Msg::Grants(rows) => w
+                        .grants(&rows)
+                        .context("cannot write grants to the c1z database")?,
+                    Msg::Finish(run) => return w.finish(run, work.path(), &db, &target),
+                }
+            }
+        })();
+        drop(work);
+        result
+    }
+}
+
+fn check_is_c1z_db(conn: &Connection) -> anyhow::Result<()> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='v1_sync_runs'",
+            [],
+            |r| r.get(0),
+        )
+        .context("its content is not an SQLite database")?;
+    if n == 0 {
+        bail!("its database has no v1_sync_runs table");
+    }
+    Ok(())
+}
+
+struct Writer {
+    conn: Connection,
+    sync_id: String,
+    /// `discovered_at` of every row.
+    at: String,
+    sql: Inserts,
+    connector: ConnectorInfo,
+    types: HashMap<String, proto::ResourceType>,
+    /// Encoded resources by external id (`type:id`).
+    resources: Recent<Vec<u8>>,
+    entitlements: Recent<EntitlementRow>,
+    counts: Counts,
+    key: String,
+    buf: Vec<u8>,
+    principal: Vec<u8>,
+}
+
+impl Writer {
+    fn new(conn: Connection, cache_entries: usize) -> anyhow::Result<Writer> {
+        conn.execute_batch("BEGIN")
+            .context("cannot start the c1z transaction")?;
+        let at = encode::local_time(&conn, SystemTime::now())?;
+        let sync_id = super::new_sync_id();
+        Ok(Writer {
+            conn,
+            sql: Inserts::new(&sync_id, &at)?,
+            sync_id,
+            at,
+            connector: ConnectorInfo {
+                display_name: String::new(),
+                version: String::new(),
+            },
+            types: HashMap::new(),
+            resources: Recent::new(cache_entries),
+            entitlements: Recent::new(cache_entries),
+            counts: Counts::default(),
+            key: String::new(),
+            buf: Vec::with_capacity(4096),
+            principal: Vec::with_capacity(128),
+        })
+    }
+
+    fn begin(&mut self, connector: ConnectorInfo, types: &[ResourceType]) -> anyhow::Result<()> {
+        self.connector = connector;
+        let mut stmt = self.conn.prepare_cached(INSERT_TYPE)?;
+        for t in types {
+            let p = encode::resource_type(t);
+            stmt.execute(params![t.id, p.encode_to_vec(), self.sync_id, self.at])
+                .context("cannot write resource types to the c1z database")?;
+            self.types.entry(t.id.clone()).or_insert(p);
+        }
+        Ok(())
+    }
+
+    fn resources(&mut self, rows: &[Resource]) -> anyhow::Result<()> {
+        let mut insert = self.conn.prepare_cached(&self.sql.resource)?;
+        for r in rows {
+            set_key(&mut self.key, &r.id.resource_type, &r.id.resource);
+            encode::resource_into(r, &mut self.buf);
+            let n = insert.execute(params![
+                r.id.resource_type,
+                self.key,
+                r.parent.as_ref().map(|p| p.resource_type.as_str()),
+                r.parent.as_ref().map(|p| p.resource.as_str()),
+                self.buf,
+            ])?;
+            if n == 0 {
+                self.counts.duplicates += 1;
+                continue;
+            }
+            self.counts.resource(&r.id.resource_type);
+            self.resources.insert(&self.key, self.buf.clone());
+        }
+        Ok(())
+    }
+
+    fn entitlements(&mut self, rows: &[Entitlement]) -> anyhow::Result<()> {
+        let mut insert = self.conn.prepare_cached(&self.sql.entitlement)?;
+        let mut owner_data = self.conn.prepare_cached(RESOURCE_DATA)?;
+        for e in rows {
+            let owner = &e.resource;
+            set_key(&mut self.key, &owner.resource_type, &owner.resource);
+            let found = match self.resources.get(&self.key) {
+                Some(data) => Some(data.clone()),
+                None => owner_data
+                    .query_row(params![self.key, self.sync_id], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()?,
+            };
+            let bare = found.is_none();
+            let owner_blob = match found {
+                Some(data) => data,
+                None => {
+                    encode::bare_resource(&owner.resource_type, &owner.resource).encode_to_vec()
+                }
+            };
+            encode::entitlement(e, &owner_blob, &self.types, &mut self.buf);
+            let n =
+                insert.execute(params![owner.resource_type, owner.resource, e.id, self.buf,])?;
+            if n == 0 {
+                self.counts.duplicates += 1;
+                continue;
+            }
+            self.counts.entitlements += 1;
+            if bare {
+                self.counts.orphans += 1;
+            }
+            self.entitlements.insert(
+                &e.id,
+                EntitlementRow {
+                    resource_type: owner.resource_type.clone(),
+                    resource: owner.resource.clone(),
+                    data: self.buf.clone(),
+                    orphan: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn grants(&mut self, rows: &[Grant]) -> anyhow::Result<()> {
+        let mut insert = self.conn.prepare_cached(&self.sql.grant)?;
+        let mut ent_row = self.conn.prepare_cached(ENTITLEMENT_ROW)?;
+        for g in rows {
+            if self.entitlements.get(&g.entitlement).is_none() {
+                let found = ent_row
+                    .query_row(params![g.entitlement, self.sync_id], |r| {
+                        Ok(EntitlementRow {
+                            resource_type: r.get(0)?,
+                            resource: r.get(1)?,
+                            data: r.get(2)?,
+                            orphan: false,
+                        })
+                    })
+                    .optional()?;
+                let found = found.unwrap_or_else(|| encode::orphan_entitlement(&g.entitlement));
+                self.entitlements.insert(&g.entitlement, found);
+            }
+            let ent = self
+                .entitlements
+                .get(&g.entitlement)
+                .ok_or_else(|| anyhow!("the entitlement cache lost {}", g.entitlement))?;
+            let p = &g.principal;
+            // The principal by id only, as baton connectors build grants:
+            // the user's record is in v1_resources once, not in each grant.
+            self.principal.clear();
+            proto::encode_resource_ref(&p.resource_type, &p.resource, &mut self.principal);
+            proto::encode_grant(&ent.data, &self.principal, &g.id, &mut self.buf);
+            let n = insert.execute(params![
+                ent.resource_type,
+                ent.resource,
+                g.entitlement,
+                p.resource_type,
+                p.resource,
+                g.id,
+                self.buf,
+            ])?;
+            if n == 0 {
+                self.counts.duplicates += 1;
+                continue;
+            }
+            self.counts.grants += 1;
+            if ent.orphan {
+                self.counts.orphans += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        run: RunStats,
+        work: &Path,
+        db: &Path,
+        target: &Path,
+    ) -> anyhow::Result<Finished> {
+        let clock = Instant::now();
+        let started = humantime::parse_rfc3339_weak(&run.started_at).unwrap_or_else(|_| {
+            SystemTime::now()
+                .checked_sub(Duration::from_millis(run.fetch_ms))
+                .unwrap_or_else(SystemTime::now)
+        });
+        let stats = self.counts.stats(run);
+        let stored = serde_json::to_string(&StoredStats {
+            connector: &self.connector,
+            stats: &stats,
+        })?;
+        let started_at = encode::local_time(&self.conn, started)?;
+        let ended_at = encode::local_time(&self.conn, SystemTime::now())?;
+        self.conn
+            .execute(
+                INSERT_RUN,
+                params![self.sync_id, started_at, ended_at, stored],
+            )
+            .context("cannot write the sync run to the c1z database")?;
+        // Old syncs go before the indexes are built: fewer rows to sort.
+        let (kept, dropped, deleted_rows) = keep_recent(&self.conn, &self.sync_id)?;
+        // The page cache is no help to the sorts that build the indexes,
+        // and SQLite sizes each sort's memory by it: shrinking it keeps the
+        // peak down at no cost in time (measured).
+        self.conn
+            .pragma_update(None, "cache_size", -INDEX_CACHE_KIB)?;
+        schema::create_indexes(&self.conn).context("cannot index the c1z tables")?;
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "c1z indexes built");
+        self.conn
+            .execute_batch("COMMIT")
+            .context("cannot commit the sync")?;
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "c1z committed");
+
+        // Deleted syncs leave free pages; without a vacuum the file never
+        // shrinks. VACUUM INTO writes the compact copy in our directory
+        // (a plain VACUUM would build it in the system's temp directory).
+        let compact = work.join("compact.db");
+        let packed = match compact.to_str() {
+            Some(to) if deleted_rows > 0 => {
+                self.conn
+                    .execute("VACUUM INTO ?1", [to])
+                    .context("cannot compact the c1z database")?;
+                compact.as_path()
+            }
+            None if deleted_rows > 0 => {
+                self.conn
+                    .execute_batch("VACUUM")
+                    .context("cannot compact the c1z database")?;
+                db
+            }
+            _ => db,
+        };
+        // Readers open the database with the default rollback journal; a
+        // file packed in WAL mode would need a `-wal` beside it.
+        let mode: String =
+            self.conn
+                .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("delete") {
+            bail!("cannot switch the database to journal_mode=DELETE (got {mode})");
+        }
+        let Writer {
+            conn,
+            sync_id,
+            counts,
+            ..
+        } = self;
+        conn.close()
+            .map_err(|(_, e)| e)
+            .context("cannot close the temporary database")?;
+        pack(packed, target)?;
+        tracing::debug!(ms = clock.elapsed().as_millis() as u64, "c1z packed");
+        if counts.orphans > 0 {
+            tracing::warn!(
+                orphans = counts.orphans,
+                "grants or entitlements name entitlements or resources the sync did not list; they carry only their ids"
+            );
+        }
+        tracing::info!(sync_id = %sync_id, kept, dropped, "c1z written");
+        Ok(Finished {
+            stats,
+            sync_id: Some(sync_id),
+            kept,
+            dropped,
+            orphans: counts.orphans,
+        })
+    }
+}
+
+/// `type:id`, the external id of a resource, into a reused string.
+fn set_key(key: &mut String, resource_type: &str, resource: &str) {
+    key.clear();
+    key.push_str(resource_type);
+    key.push(':');
+    key.push_str(resource);
+}
+
+/// Drops every sync but `new` and the two newest previous finished full
+/// ones; rows of unknown or unfinished syncs go too. Returns (kept, dropped
+/// runs, deleted rows).
+fn keep_recent(conn: &Connection, new: &str) -> anyhow::Result<(usize, usize, usize)> {
+    let mut keep: Vec<String> = vec![new.to_string()];
+    {
+        let mut stmt = conn.prepare(
+            "SELECT sync_id FROM v1_sync_runs WHERE sync_id != ?1 AND ended_at IS NOT NULL \
+             AND sync_type = 'full' ORDER BY ended_at DESC, id DESC LIMIT 2",
+        )?;
+        let rows = stmt.query_map([new], |r| r.get::<_, String>(0))?;
+        for r in rows {
+            keep.push(r?);
+        }
+    }
+    let placeholders = vec!["?"; keep.len()].join(", ");
+    let mut dropped = 0;
+    let mut deleted = 0;
+    for table in schema::TABLES {
+        let n = conn
+            .execute(
+                &format!("DELETE FROM {table} WHERE sync_id NOT IN ({placeholders})"),
+                rusqlite::params_from_iter(keep.iter()),
+            )
+            .with_context(|| format!("cannot drop old syncs from {table}"))?;
+        if table == "v1_sync_runs" {
+            dropped = n;
+        }
+        deleted += n;
+    }
+    Ok((keep.len() - 1, dropped, deleted))
+}

@@ -1,0 +1,98 @@
+"""One tenant of `make bench` (see scripts/bench.sh), or --compare to close.
+
+Measures, on the simulator the environment points at: the floor (curl fetching
+the token and every page the sync fetches, on one keep-alive connection), the
+sync through the host (wall time and the child's peak RSS, measured by Python
+so no GNU time is needed), and the warm-start time of `connector-host metadata`.
+"""
+import json, os, resource, statistics, subprocess, sys, time
+
+RESULTS = os.path.join(os.environ.get("TMPDIR", "/tmp"), "connector-bench-results.jsonl")
+
+
+def floor(base, users, groups):
+    """Seconds for curl to fetch the same pages the sync fetches."""
+    page = 1000
+    urls = []
+    for kind, n in (("Users", users), ("Groups", groups)):
+        for start in range(1, max(n, 1) + 1, page):
+            urls.append(f"{base}/scim/v2/{kind}?startIndex={start}&count={page}")
+    token = json.loads(subprocess.run(
+        ["curl", "-sf", "-X", "POST", f"{base}/oauth/token",
+         "-d", "grant_type=client_credentials",
+         "--data-urlencode", f"client_id={os.environ['BATON_IC_CLIENT_ID']}",
+         "--data-urlencode", f"client_secret={os.environ['BATON_IC_CLIENT_SECRET']}",
+         "--data-urlencode", "scope=scim.users.readUsers scim.groups.readGroups"],
+        check=True, stdout=subprocess.PIPE, text=True).stdout)["access_token"]
+    cfg = os.path.join(os.path.dirname(os.environ.get("CONNECTOR_CACHE_DIR", "/tmp")), "curl.cfg")
+    with open(cfg, "w") as f:
+        f.write(f'header = "Authorization: Bearer {token}"\n')
+        f.write(f'header = "x-as-user-email: {os.environ["BATON_AS_USER_EMAIL"]}"\n')
+        for u in urls:
+            f.write(f'url = "{u}"\noutput = "/dev/null"\n')
+    best = None
+    for _ in range(3):
+        t0 = time.monotonic()
+        subprocess.run(["curl", "-sf", "-K", cfg], check=True)
+        dt = time.monotonic() - t0
+        best = dt if best is None else min(best, dt)
+    return best, len(urls) + 1
+
+
+def metadata_warm(host):
+    subprocess.run([host, "metadata"], check=True, stdout=subprocess.DEVNULL)  # fills the cache
+    runs = []
+    for _ in range(10):
+        t0 = time.monotonic()
+        subprocess.run([host, "metadata"], check=True, stdout=subprocess.DEVNULL)
+        runs.append(time.monotonic() - t0)
+    return statistics.median(runs)
+
+
+def one(host, out, users, groups, memberships, latency):
+    floor_s, floor_requests = floor(os.environ["BATON_BASE_URL"], int(users), int(groups))
+    t0 = time.monotonic()
+    p = subprocess.run([host, "sync", "-f", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        sys.exit(p.returncode)
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    st = json.loads(subprocess.run([host, "inspect", "-f", out, "stats", "-o", "json"],
+                                   check=True, stdout=subprocess.PIPE, text=True).stdout)
+    res = {
+        "format": os.path.splitext(out)[1][1:],
+        "users": int(users), "groups": int(groups), "memberships_asked": int(memberships),
+        "latency_ms": int(latency),
+        "resources": sum(st["resources"].values()), "entitlements": st["entitlements"], "grants": st["grants"],
+        "wall_s": round(wall, 2), "floor_s": round(floor_s, 2), "ratio": round(wall / floor_s, 2),
+        "http_requests": st["http_requests"], "floor_requests": floor_requests, "retries": st["retries"],
+        "host_peak_rss_mib": round(rss_kib / 1024, 1), "output_bytes": os.path.getsize(out),
+        "metadata_warm_ms": round(metadata_warm(host) * 1000, 1),
+    }
+    print(f"tenant          {users} users, {groups} groups, {st['grants']} memberships (latency {latency} ms)")
+    print(f"sync wall time  {res['wall_s']} s   ({res['http_requests']} requests, retries {res['retries']})")
+    print(f"floor (curl)    {res['floor_s']} s   ({floor_requests} requests)")
+    print(f"ratio           {res['ratio']}x")
+    print(f"host peak RSS   {res['host_peak_rss_mib']} MiB")
+    print(f"output          {res['output_bytes'] / 1e6:.1f} MB {res['format']}")
+    print(f"metadata, warm  {res['metadata_warm_ms']} ms (median of 10)")
+    print("BENCH " + json.dumps(res), flush=True)
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(res) + "\n")
+
+
+def compare():
+    with open(RESULTS) as f:
+        rows = [json.loads(l) for l in f]
+    os.remove(RESULTS)
+    if len(rows) >= 2:
+        a, b = rows[-2], rows[-1]
+        print(f"memory growth   {b['users']} vs {a['users']} users: peak RSS x{b['host_peak_rss_mib'] / a['host_peak_rss_mib']:.2f}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--compare"]:
+        compare()
+    else:
+        one(*sys.argv[1:])
