@@ -123,10 +123,19 @@ fn a_large_tenant_syncs_exactly_with_the_minimum_of_requests() {
     let sim = sim(2_600, 120, 7_000);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.json");
-    let run = Host::for_sim(&sim).run(&["sync", "-f", file.to_str().unwrap()]);
+    let run =
+        Host::for_sim(&sim).run(&["--log-level", "info", "sync", "-f", file.to_str().unwrap()]);
     run.assert_ok();
     let out = read_json(&file);
     assert_exact(&out, &sim);
+
+    // Contract 0.2.0: one component call per page (3 user pages, 1 group
+    // page), none per resource: the group pages carry their members.
+    assert!(
+        run.stderr.contains("pages=4 asked_one_by_one=0"),
+        "{}",
+        run.stderr
+    );
 
     // One token, ceil(2600/1000) user pages, one group page (members come
     // with the groups): nothing asked twice, no per-group requests.
