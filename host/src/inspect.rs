@@ -3,7 +3,7 @@
 //! grants, stats, the syncs a c1z holds and the diff between its two latest
 //! finished syncs. Tables for people, `-o json` for scripts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use sync_store::c1z::{self, C1z, Kind, SyncInfo};
+use sync_store::diff::diff;
 use sync_store::model::{self as output, SyncOutput};
 
 #[derive(clap::Args, Debug)]
@@ -432,7 +433,7 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
                 let doc = json!({
                     "from": {"sync_id": old.info.sync_id, "ended_at": old.info.ended_at},
                     "to": {"sync_id": new.info.sync_id, "ended_at": new.info.ended_at},
-                    "resources": {"added": d.resources_added, "removed": d.resources_removed},
+                    "resources": {"added": d.resources_added, "removed": d.resources_removed, "changed": d.resources_changed},
                     "entitlements": {"added": d.entitlements_added, "removed": d.entitlements_removed},
                     "grants": {"added": d.grants_added, "removed": d.grants_removed},
                 });
@@ -461,6 +462,14 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
                     .unwrap_or_default()
             };
             let mut rows: Vec<Vec<String>> = Vec::new();
+            for c in &d.resources_changed {
+                rows.push(vec![
+                    "~".into(),
+                    "resource".into(),
+                    c.new.id.to_string(),
+                    c.new.display_name.clone(),
+                ]);
+            }
             for (sign, list) in [("+", &d.resources_added), ("-", &d.resources_removed)] {
                 for r in list {
                     rows.push(vec![
@@ -493,52 +502,6 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
             }
             table(w, &["", "KIND", "ID", "NAME"], rows.into_iter())
         }
-    }
-}
-
-/// Changes from `old` to `new`, each list in the order of the sync it
-/// comes from.
-#[derive(Serialize)]
-struct Diff<'a> {
-    resources_added: Vec<&'a output::Resource>,
-    resources_removed: Vec<&'a output::Resource>,
-    entitlements_added: Vec<&'a output::Entitlement>,
-    entitlements_removed: Vec<&'a output::Entitlement>,
-    grants_added: Vec<&'a output::Grant>,
-    grants_removed: Vec<&'a output::Grant>,
-}
-
-impl Diff<'_> {
-    fn is_empty(&self) -> bool {
-        self.resources_added.is_empty()
-            && self.resources_removed.is_empty()
-            && self.entitlements_added.is_empty()
-            && self.entitlements_removed.is_empty()
-            && self.grants_added.is_empty()
-            && self.grants_removed.is_empty()
-    }
-}
-
-fn only_in<'a, T, K: std::hash::Hash + Eq>(
-    a: &'a [T],
-    b: &'a [T],
-    key: impl Fn(&'a T) -> K,
-) -> Vec<&'a T> {
-    let in_b: HashSet<K> = b.iter().map(&key).collect();
-    a.iter().filter(|x| !in_b.contains(&key(x))).collect()
-}
-
-fn diff<'a>(old: &'a SyncOutput, new: &'a SyncOutput) -> Diff<'a> {
-    let rkey = |r: &'a output::Resource| (r.id.resource_type.as_str(), r.id.resource.as_str());
-    let ekey = |e: &'a output::Entitlement| e.id.as_str();
-    let gkey = |g: &'a output::Grant| g.id.as_str();
-    Diff {
-        resources_added: only_in(&new.resources, &old.resources, rkey),
-        resources_removed: only_in(&old.resources, &new.resources, rkey),
-        entitlements_added: only_in(&new.entitlements, &old.entitlements, ekey),
-        entitlements_removed: only_in(&old.entitlements, &new.entitlements, ekey),
-        grants_added: only_in(&new.grants, &old.grants, gkey),
-        grants_removed: only_in(&old.grants, &new.grants, gkey),
     }
 }
 
@@ -631,20 +594,6 @@ mod tests {
             "stats": output::Stats::default(),
         });
         serde_json::from_value(doc).unwrap()
-    }
-
-    #[test]
-    fn diff_names_what_came_and_went() {
-        let old = sync(&["a", "b"], &["a", "b"]);
-        let new = sync(&["a", "b", "c"], &["a"]);
-        let d = diff(&old, &new);
-        assert_eq!(d.resources_added.len(), 1);
-        assert_eq!(d.resources_added[0].id.resource, "c");
-        assert!(d.resources_removed.is_empty());
-        assert!(d.grants_added.is_empty());
-        assert_eq!(d.grants_removed[0].id, "group:g:member:user:b");
-        assert!(!d.is_empty());
-        assert!(diff(&new, &new).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Drives a full sync the way governance platforms expect (resource types,
-//! every resource of each type, then entitlements and grants of the
-//! resources that have them), following page tokens, retrying transient
+//! every resource of each type, the entitlements and grants of the
+//! resources that have them, each page's right after that page), following
+//! page tokens, retrying transient
 //! refusals, and handing every page to a [`SyncSink`] as it arrives: nothing
 //! here holds the tenant. With a 0.2.0 connector whose pages carry their
 //! items' entitlements and grants, a sync is one component call per page.
@@ -93,57 +94,73 @@ pub async fn run(
 
     let mut pending: Vec<Pending> = Vec::new();
     let mut pending_seen: HashSet<ResourceId> = HashSet::new();
+    let mut asked_one_by_one = 0u64;
     let mut totals_moved = BTreeMap::new();
     for t in &types {
         let rt = &t.resource_type.id;
         let what = || format!("listing {rt} resources");
         let mut totals: Option<TotalMoved> = None;
         let mut rows = 0u64;
-        let sink = &mut sink;
-        d.each_page(
-            &what,
-            async |c, token| c.list_resources(rt, None, token).await,
-            |page: ResourcePage| {
-                if let Some(hint) = page.total_hint {
-                    totals.get_or_insert(TotalMoved { first: hint, last: hint }).last = hint;
+        let mut pager = Pager::new(&what);
+        loop {
+            let token = pager.token.clone();
+            let mut page = d
+                .with_retry(&what, async |c| {
+                    c.list_resources(rt, None, token.as_deref()).await
+                })
+                .await?;
+            d.pages += 1;
+            let next = page.next_token();
+            if let Some(hint) = page.total_hint {
+                totals
+                    .get_or_insert(TotalMoved {
+                        first: hint,
+                        last: hint,
+                    })
+                    .last = hint;
+            }
+            if let Some(r) = page.items.iter().find(|r| &r.id.resource_type != rt) {
+                bail!(
+                    "{}: the connector returned a resource of type {:?} (a bug in the connector)",
+                    what(),
+                    r.id.resource_type
+                );
+            }
+            rows += page.items.len() as u64;
+            let mut ask = |id: ResourceId| {
+                if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
+                    pending.push(Pending {
+                        id,
+                        entitlements: t.has_entitlements,
+                        grants: t.has_grants,
+                    });
                 }
-                if let Some(r) = page.items.iter().find(|r| &r.id.resource_type != rt) {
-                    bail!(
-                        "{}: the connector returned a resource of type {:?} (a bug in the connector)",
-                        what(),
-                        r.id.resource_type
-                    );
-                }
-                rows += page.items.len() as u64;
-                let mut ask = |id: ResourceId| {
-                    if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
-                        pending.push(Pending {
-                            id,
-                            entitlements: t.has_entitlements,
-                            grants: t.has_grants,
-                        });
+            };
+            match page.included {
+                Some(inc) => {
+                    inc.pending.into_iter().for_each(&mut ask);
+                    sink.resources(page.items)?;
+                    if !inc.entitlements.is_empty() {
+                        sink.entitlements(inc.entitlements)?;
                     }
-                };
-                match page.included {
-                    Some(inc) => {
-                        inc.pending.into_iter().for_each(&mut ask);
-                        sink.resources(page.items)?;
-                        if !inc.entitlements.is_empty() {
-                            sink.entitlements(inc.entitlements)?;
-                        }
-                        if !inc.grants.is_empty() {
-                            sink.grants(inc.grants)?;
-                        }
-                    }
-                    None => {
-                        page.items.iter().map(|r| r.id.clone()).for_each(&mut ask);
-                        sink.resources(page.items)?;
+                    if !inc.grants.is_empty() {
+                        sink.grants(inc.grants)?;
                     }
                 }
-                Ok(())
-            },
-        )
-        .await?;
+                None => {
+                    page.items.iter().map(|r| r.id.clone()).for_each(&mut ask);
+                    sink.resources(page.items)?;
+                }
+            }
+            // The page's own items are asked about right away, while the
+            // connector may still hold what it read for them: nothing waits
+            // for the end of the listing, in the host or in the guest.
+            asked_one_by_one += pending.len() as u64;
+            d.drain(&mut pending, sink.as_mut()).await?;
+            if !pager.advance(next)? {
+                break;
+            }
+        }
         if let Some(t) = totals.filter(|t| t.first != t.last) {
             tracing::warn!(
                 resource_type = %rt,
@@ -154,33 +171,7 @@ pub async fn run(
         }
         tracing::info!(resource_type = %rt, rows, "resources listed");
     }
-    drop(pending_seen);
-
-    // Per-resource listings can run 100,000s of times: their descriptions
-    // are only formatted when something goes wrong.
-    for p in pending.iter().filter(|p| p.entitlements) {
-        let sink = &mut sink;
-        d.each_page(
-            &|| format!("listing entitlements of {}", p.id),
-            async |c, token| c.list_entitlements(&p.id, token).await,
-            |page: EntitlementPage| sink.entitlements(page.items),
-        )
-        .await?;
-    }
-    for p in pending.iter().filter(|p| p.grants) {
-        let sink = &mut sink;
-        d.each_page(
-            &|| format!("listing grants of {}", p.id),
-            async |c, token| c.list_grants(&p.id, token).await,
-            |page: GrantPage| sink.grants(page.items),
-        )
-        .await?;
-    }
-    tracing::info!(
-        pages = d.pages,
-        asked_one_by_one = pending.len(),
-        "listings done"
-    );
+    tracing::info!(pages = d.pages, asked_one_by_one, "listings done");
 
     let run = RunStats {
         started_at,
@@ -235,6 +226,34 @@ impl<'a> Pager<'a> {
 }
 
 impl Driver<'_> {
+    /// Lists the entitlements, then the grants, of each pending resource
+    /// (one by one: per-resource listings can run 100,000s of times, so
+    /// their descriptions are only formatted when something goes wrong).
+    async fn drain(
+        &mut self,
+        pending: &mut Vec<Pending>,
+        sink: &mut dyn SyncSink,
+    ) -> anyhow::Result<()> {
+        for p in pending.iter().filter(|p| p.entitlements) {
+            self.each_page(
+                &|| format!("listing entitlements of {}", p.id),
+                async |c, token| c.list_entitlements(&p.id, token).await,
+                |page: EntitlementPage| sink.entitlements(page.items),
+            )
+            .await?;
+        }
+        for p in pending.iter().filter(|p| p.grants) {
+            self.each_page(
+                &|| format!("listing grants of {}", p.id),
+                async |c, token| c.list_grants(&p.id, token).await,
+                |page: GrantPage| sink.grants(page.items),
+            )
+            .await?;
+        }
+        pending.clear();
+        Ok(())
+    }
+
     /// Every page of one listing, each fetched with retries and handed to
     /// `on_page`, until the connector says the listing is done.
     async fn each_page<P: Paged>(
