@@ -479,6 +479,10 @@ fn the_sqlite_schema_is_the_model_one() {
     assert!(ended >= started);
     assert!(token.is_empty() || token == "{}");
     assert_eq!((kind.as_str(), backfilled), ("full", 1));
+    let supports_diff: i64 = conn
+        .query_row("SELECT supports_diff FROM v1_sync_runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(supports_diff, 1, "the SDK's diff tools accept the sync");
     let stats: Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["grants"], sim.tenant().memberships());
     for table in [

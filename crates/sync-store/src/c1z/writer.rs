@@ -73,9 +73,11 @@ const INSERT_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
 const RESOURCE_DATA: &str = "SELECT data FROM v1_resources WHERE external_id = ?1 AND sync_id = ?2";
 const ENTITLEMENT_ROW: &str = "SELECT resource_type_id, resource_id, data FROM v1_entitlements \
     WHERE external_id = ?1 AND sync_id = ?2";
+/// A finished full sync with its grants: `supports_diff` 1, or the SDK's
+/// file-diff and rollback tools refuse it (MODEL.md).
 const INSERT_RUN: &str = "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, sync_token, \
     sync_type, parent_sync_id, linked_sync_id, supports_diff, grants_backfilled, stats) \
-    VALUES (?1, ?2, ?3, '', 'full', '', '', 0, 1, ?4)";
+    VALUES (?1, ?2, ?3, '', 'full', '', '', 1, 1, ?4)";
 
 /// The insert statements, with the sync's id and `discovered_at` written in
 /// as literals: the same for every row, so not bound 600,000 times.
