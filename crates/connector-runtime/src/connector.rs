@@ -79,7 +79,6 @@ async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError>
 /// is fixed when it opens.
 pub struct Connector {
     inst: Instance,
-    allowed: Vec<Origin>,
 }
 
 /// Why a connector could not be opened.
@@ -145,14 +144,8 @@ impl Connector {
             return Err(OpenError::NothingAllowed(declared.join(", ")));
         }
         tracing::debug!(allowed = ?policy.allowed(), "outbound allow-list");
-        let allowed = policy.allowed().to_vec();
         inst.set_policy(policy);
-        Ok(Connector { inst, allowed })
-    }
-
-    /// The origins this connector may reach.
-    pub fn allowed_origins(&self) -> &[Origin] {
-        &self.allowed
+        Ok(Connector { inst })
     }
 
     /// Outbound requests made so far by this connector.

@@ -247,32 +247,29 @@ fn contract_version(path: &Path, exports: &[String]) -> Result<ContractVersion, 
             },
         });
     }
-    let mut found = None;
-    for export in ours {
-        let text = export.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
-        let unsupported = || LoadError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: if text.is_empty() {
-                "?".into()
-            } else {
-                text.into()
-            },
-            supported: ContractVersion::SUPPORTED
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(" and "),
-        };
-        let v = ContractVersion::of_package_version(text).ok_or_else(unsupported)?;
-        if found.is_some_and(|f| f != v) {
-            return Err(unsupported());
-        }
-        found = Some(v);
-    }
-    found.ok_or_else(|| LoadError::NotAConnector {
+    let unsupported = |text: &str| LoadError::UnsupportedVersion {
         path: path.to_path_buf(),
-        exports: exports.join(", "),
-    })
+        found: if text.is_empty() { "?" } else { text }.to_string(),
+        supported: ContractVersion::SUPPORTED
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" and "),
+    };
+    // Every export must name the same supported version.
+    let texts: Vec<&str> = ours
+        .iter()
+        .map(|e| e.rsplit_once('@').map_or("", |(_, v)| v))
+        .collect();
+    let first = texts.first().copied().unwrap_or_default();
+    let version = ContractVersion::of_package_version(first).ok_or_else(|| unsupported(first))?;
+    match texts
+        .iter()
+        .find(|t| ContractVersion::of_package_version(t) != Some(version))
+    {
+        Some(other) => Err(unsupported(other)),
+        None => Ok(version),
+    }
 }
 
 pub(crate) fn first_line(s: &str) -> &str {

@@ -1,9 +1,8 @@
 //! Drives a full sync the way governance platforms expect (resource types,
 //! every resource of each type, the entitlements and grants of the
 //! resources that have them, each page's right after that page), following
-//! page tokens, retrying transient
-//! refusals, and handing every page to a [`SyncSink`] as it arrives: nothing
-//! here holds the tenant. With a 0.2.0 connector whose pages carry their
+//! page tokens, retrying transient refusals, and handing every page to a
+//! [`SyncSink`] as it arrives: nothing here holds the tenant. With a 0.2.0 connector whose pages carry their
 //! items' entitlements and grants, a sync is one component call per page.
 //!
 //! Cancelling is dropping the future: the sink goes with it, and a sink
@@ -52,13 +51,6 @@ struct Driver<'a> {
     pages: u64,
 }
 
-/// A resource whose entitlements or grants must be asked for one by one.
-struct Pending {
-    id: ResourceId,
-    entitlements: bool,
-    grants: bool,
-}
-
 /// Runs a full sync of `conn` into `sink` and finishes the sink: the
 /// output is written only when every page came in.
 pub async fn run(
@@ -92,7 +84,9 @@ pub async fn run(
             .collect::<Vec<_>>(),
     )?;
 
-    let mut pending: Vec<Pending> = Vec::new();
+    // The current page's resources whose entitlements and grants must be
+    // asked for one by one.
+    let mut pending: Vec<ResourceId> = Vec::new();
     let mut pending_seen: HashSet<ResourceId> = HashSet::new();
     let mut asked_one_by_one = 0u64;
     let mut totals_moved = BTreeMap::new();
@@ -129,11 +123,7 @@ pub async fn run(
             rows += page.items.len() as u64;
             let mut ask = |id: ResourceId| {
                 if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
-                    pending.push(Pending {
-                        id,
-                        entitlements: t.has_entitlements,
-                        grants: t.has_grants,
-                    });
+                    pending.push(id);
                 }
             };
             match page.included {
@@ -156,7 +146,7 @@ pub async fn run(
             // connector may still hold what it read for them: nothing waits
             // for the end of the listing, in the host or in the guest.
             asked_one_by_one += pending.len() as u64;
-            d.drain(&mut pending, sink.as_mut()).await?;
+            d.drain(t, &mut pending, sink.as_mut()).await?;
             if !pager.advance(next)? {
                 break;
             }
@@ -226,26 +216,28 @@ impl<'a> Pager<'a> {
 }
 
 impl Driver<'_> {
-    /// Lists the entitlements, then the grants, of each pending resource
-    /// (one by one: per-resource listings can run 100,000s of times, so
-    /// their descriptions are only formatted when something goes wrong).
+    /// Lists the entitlements, then the grants, of each pending resource of
+    /// type `t`, as far as the type has them (one by one: per-resource
+    /// listings can run 100,000s of times, so their descriptions are only
+    /// formatted when something goes wrong).
     async fn drain(
         &mut self,
-        pending: &mut Vec<Pending>,
+        t: &TypeInfo,
+        pending: &mut Vec<ResourceId>,
         sink: &mut dyn SyncSink,
     ) -> anyhow::Result<()> {
-        for p in pending.iter().filter(|p| p.entitlements) {
+        for id in pending.iter().filter(|_| t.has_entitlements) {
             self.each_page(
-                &|| format!("listing entitlements of {}", p.id),
-                async |c, token| c.list_entitlements(&p.id, token).await,
+                &|| format!("listing entitlements of {id}"),
+                async |c, token| c.list_entitlements(id, token).await,
                 |page: EntitlementPage| sink.entitlements(page.items),
             )
             .await?;
         }
-        for p in pending.iter().filter(|p| p.grants) {
+        for id in pending.iter().filter(|_| t.has_grants) {
             self.each_page(
-                &|| format!("listing grants of {}", p.id),
-                async |c, token| c.list_grants(&p.id, token).await,
+                &|| format!("listing grants of {id}"),
+                async |c, token| c.list_grants(id, token).await,
                 |page: GrantPage| sink.grants(page.items),
             )
             .await?;
