@@ -11,7 +11,7 @@ use crate::rate_limit::{
     DEFAULT_GROUPS_PER_MINUTE, DEFAULT_USERS_PER_MINUTE, DEFAULT_USER_WRITES_PER_MINUTE,
 };
 use crate::wit::{
-    AccountField, Capabilities, ConfigField, ConnectorMetadata, ResourceCapabilities,
+    AccountField, Capabilities, ConfigField, ConnectorMetadata, FieldKind, ResourceCapabilities,
     ResourceTrait, ResourceType,
 };
 
@@ -23,6 +23,7 @@ fn field(name: &str, description: &str) -> ConfigField {
         secret: false,
         default: None,
         allowed_values: Vec::new(),
+        kind: FieldKind::Text,
     }
 }
 
@@ -59,10 +60,15 @@ pub fn config_schema() -> Vec<ConfigField> {
                 "Ironclad environment the OAuth app was registered in: it selects https://{environment}.ironcladapp.com.",
             )
         },
-        field(
-            BASE_URL,
-            "Origin to use instead of the environment's (a separate sandbox, a test server), e.g. https://sandbox.example.com. No path.",
-        ),
+        // An origin field: setting it is the operator's grant to reach that
+        // origin, so the host needs no Ironclad knowledge to allow it.
+        ConfigField {
+            kind: FieldKind::Origin,
+            ..field(
+                BASE_URL,
+                "Origin to use instead of the environment's (a separate sandbox, a test server), e.g. https://sandbox.example.com. No path. Setting it grants the connector that origin.",
+            )
+        },
         ConfigField {
             default: Some("false".to_owned()),
             allowed_values: READ_ONLY_VALUES.iter().map(|v| (*v).to_owned()).collect(),
@@ -131,10 +137,8 @@ pub fn metadata() -> ConnectorMetadata {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         config_schema: config_schema(),
         account_creation_schema: account_creation_schema(),
-        outbound_hosts: vec![
-            "https://{environment}.ironcladapp.com".to_owned(),
-            "origin of base-url when set".to_owned(),
-        ],
+        // The static grant; base-url is an origin field, so it needs no entry.
+        outbound_hosts: vec!["https://{environment}.ironcladapp.com".to_owned()],
         capabilities: vec![
             // Users are created, never deleted (see `provisioning::NO_DEPROVISIONING`).
             ResourceCapabilities {

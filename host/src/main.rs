@@ -15,9 +15,9 @@ use clap::{Parser, Subcommand};
 
 use connector_runtime::config::{self, Secrets};
 use connector_runtime::{
-    allow_list, outbound, sync, AccountInfo, AccountProfile, Connector, CreateAccountOutcome,
-    CredentialOption, Engine, EngineConfig, GrantOutcome, Limits, Metadata, RandomPassword,
-    RetryPolicy, RevokeOutcome, TypeInfo,
+    allow_list, egress, outbound, sync, AccountInfo, AccountProfile, Connector,
+    CreateAccountOutcome, CredentialOption, Engine, EngineConfig, GrantOutcome, Limits, Metadata,
+    OperatorEgress, RandomPassword, RetryPolicy, RevokeOutcome, TypeInfo,
 };
 use sync_store::c1z;
 use sync_store::ids;
@@ -66,10 +66,15 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 64)]
     max_response_mb: u64,
 
-    /// An origin the component may reach, scheme://host[:port] or scheme://*.domain (repeatable).
-    /// Narrows what the connector declares; default: exactly what it declares.
+    /// Grant the component an origin, scheme://host[:port] or https://*.domain (repeatable), on top
+    /// of its static patterns and origin settings. A loopback or private address is reachable only
+    /// when an entry (or an origin setting) names it literally.
     #[arg(long = "allow-host", global = true, value_name = "ORIGIN")]
     allow_host: Vec<String>,
+
+    /// Grant only the --allow-host origins: ignore the component's patterns and origin settings.
+    #[arg(long, global = true)]
+    allow_host_only: bool,
 
     /// Retries of a rate-limited or unavailable page.
     #[arg(long, global = true, default_value_t = 6)]
@@ -263,10 +268,9 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         },
         max_response_bytes: cli.max_response_mb.saturating_mul(1 << 20),
     };
-    let operator = if cli.allow_host.is_empty() {
-        None
-    } else {
-        Some(allow_list::AllowList::parse(&cli.allow_host)?)
+    let egress = OperatorEgress {
+        allow: allow_list::AllowList::parse(&cli.allow_host)?,
+        pinned: cli.allow_host_only,
     };
     let vault = preflight(&cli)?;
     let engine = Engine::new(&EngineConfig {
@@ -286,14 +290,20 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let (meta, types) = component.metadata(&limits).await?;
 
     if let Command::Metadata = cli.command {
-        let doc = metadata_json(&meta, &types);
+        // What the component may reach with the settings given so far (or
+        // the defaults alone, when they are not complete yet).
+        let settings = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())
+            .map(|r| r.values)
+            .unwrap_or_else(|_| partial_settings(&meta, &cli.config));
+        let policy = egress::Policy::plan(&meta, &settings, &egress)?;
+        let doc = metadata_json(&meta, &types, &policy);
         emit(&serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
 
     let resolved = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())?;
     *secrets = resolved.secrets.clone();
-    let mut conn = Connector::open(&component, &limits, resolved.values, operator).await?;
+    let mut conn = Connector::open(&component, &limits, resolved.values, &egress).await?;
 
     match cli.command {
         Command::Metadata | Command::Inspect(_) => Ok(()),
@@ -464,13 +474,41 @@ fn discard(vault: Option<provision::Vault>) {
     }
 }
 
+/// The settings given so far, over the defaults, for `metadata` to show
+/// what they grant before the configuration is complete. Secrets are left
+/// out: they never fill an egress pattern.
+fn partial_settings(
+    meta: &Metadata,
+    flags: &[String],
+) -> std::collections::BTreeMap<String, String> {
+    let mut settings = std::collections::BTreeMap::new();
+    for field in meta.config_schema.iter().filter(|f| !f.secret) {
+        let given = flags.iter().rev().find_map(|flag| {
+            let (name, value) = flag.split_once('=')?;
+            (name.trim() == field.name).then(|| value.to_string())
+        });
+        let value = given
+            .or_else(|| std::env::var(config::env_name(&field.name)).ok())
+            .filter(|v| !v.is_empty())
+            .or_else(|| field.default.clone());
+        if let Some(value) = value {
+            settings.insert(field.name.clone(), value);
+        }
+    }
+    settings
+}
+
 /// Prints a result on stdout; a closed pipe (`| head`) is not an error.
 fn emit(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-fn metadata_json(meta: &Metadata, types: &[TypeInfo]) -> serde_json::Value {
+fn metadata_json(
+    meta: &Metadata,
+    types: &[TypeInfo],
+    policy: &egress::Policy,
+) -> serde_json::Value {
     use serde_json::json;
     json!({
         "display_name": meta.display_name,
@@ -485,8 +523,22 @@ fn metadata_json(meta: &Metadata, types: &[TypeInfo]) -> serde_json::Value {
             "secret": f.secret,
             "default": f.default,
             "allowed_values": f.allowed_values,
+            "kind": f.kind.name(),
         })).collect::<Vec<_>>(),
         "outbound_hosts": meta.outbound_hosts,
+        "egress": {
+            "granted": policy.rules().iter().map(|r| json!({
+                "origin": r.entry(),
+                "why": r.why().to_string(),
+            })).collect::<Vec<_>>(),
+            "unused_patterns": policy.unused().iter().map(|u| json!({
+                "pattern": u.pattern,
+                "reason": u.reason,
+            })).collect::<Vec<_>>(),
+            "origin_settings": meta.config_schema.iter()
+                .filter(|f| f.kind == connector_runtime::FieldKind::Origin)
+                .map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        },
         "capabilities": meta.capabilities.iter().map(|(t, c)| {
             json!({"resource_type": t, "capabilities": c.names()})
         }).collect::<Vec<_>>(),

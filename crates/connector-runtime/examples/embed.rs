@@ -14,7 +14,8 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use connector_runtime::sync_store::{c1z, ids};
 use connector_runtime::{
-    config, sync, Connector, Engine, EngineConfig, GrantOutcome, Limits, RetryPolicy, RevokeOutcome,
+    config, sync, Connector, Engine, EngineConfig, GrantOutcome, Limits, OperatorEgress,
+    RetryPolicy, RevokeOutcome,
 };
 
 #[tokio::main]
@@ -34,7 +35,13 @@ async fn main() -> anyhow::Result<()> {
     let settings = config::resolve(&meta.config_schema, &[], |k| std::env::var(k).ok())?;
 
     // A fresh sandboxed instance: HTTP only to the origins it declares.
-    let mut conn = Connector::open(&component, &limits, settings.values, None).await?;
+    let mut conn = Connector::open(
+        &component,
+        &limits,
+        settings.values,
+        &OperatorEgress::default(),
+    )
+    .await?;
     println!("acting as: {}", conn.validate().await?);
 
     // Stream a full sync into a c1z file (written atomically at the end).

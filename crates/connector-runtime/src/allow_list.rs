@@ -9,9 +9,8 @@
 //!
 //! Entries are `scheme://host[:port]`; the scheme is required, a missing port
 //! is the scheme's default, and entries with a path are refused: this is a
-//! host policy, not a URL policy. The effective policy for a run is what the
-//! connector declares for its configuration, kept only where the operator's
-//! list (`--allow-host`, by default the declaration itself) allows it.
+//! host policy, not a URL policy. Which entries a run gets is decided in
+//! [`crate::egress`].
 
 use std::net::IpAddr;
 
@@ -111,10 +110,32 @@ impl Entry {
             }
     }
 
-    /// Whether the operator named this IP address literally: the only way a
-    /// private or metadata address becomes reachable.
-    pub fn names_ip(&self, ip: IpAddr) -> bool {
-        matches!(&self.host, HostPattern::Exact(h) if h.parse::<IpAddr>() == Ok(ip))
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The host when the entry names one exactly (not `*.domain`).
+    pub fn exact_host(&self) -> Option<&str> {
+        match &self.host {
+            HostPattern::Exact(h) => Some(h),
+            HostPattern::Subdomains(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = match &self.host {
+            HostPattern::Exact(h) if h.contains(':') => format!("[{h}]"),
+            HostPattern::Exact(h) => h.clone(),
+            HostPattern::Subdomains(s) => format!("*.{s}"),
+        };
+        if default_port(&self.scheme) == Some(self.port) {
+            write!(f, "{}://{host}", self.scheme)
+        } else {
+            write!(f, "{}://{host}:{}", self.scheme, self.port)
+        }
     }
 }
 
@@ -193,132 +214,68 @@ impl AllowList {
         self.entries.iter().find(|e| e.matches(o))
     }
 
-    pub fn names_ip(&self, ip: IpAddr) -> bool {
-        self.entries.iter().any(|e| e.names_ip(ip))
+    /// The entries, in the order given.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 }
 
-/// The run's policy: the declared origins the operator allows.
-#[derive(Clone, Debug, Default)]
-pub struct Policy {
-    allowed: Vec<Origin>,
-    operator: AllowList,
-    /// The operator gave `--allow-host` (rather than taking the declaration).
-    explicit: bool,
-}
-
-/// Why a request was refused, with the entry that would allow it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Denial {
-    /// The connector did not declare it for this configuration.
-    Undeclared { origin: Origin },
-    /// Declared, but outside the operator's list.
-    NotAllowed { origin: Origin },
-}
-
-impl std::fmt::Display for Denial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Denial::Undeclared { origin } => write!(
-                f,
-                "{origin} is not among the origins the connector declared for its configuration; the entry that would allow it is {}",
-                origin.as_entry()
-            ),
-            Denial::NotAllowed { origin } => write!(
-                f,
-                "{origin} is outside the operator's allow-list; allow it with --allow-host {}",
-                origin.as_entry()
-            ),
-        }
-    }
-}
-
-impl Policy {
-    /// `operator` of None means "whatever the connector declares".
-    pub fn new(declared: Vec<Origin>, operator: Option<AllowList>) -> Policy {
-        let explicit = operator.is_some();
-        let operator = operator.unwrap_or_else(|| AllowList {
-            entries: declared
-                .iter()
-                .map(|o| Entry {
-                    scheme: o.scheme.clone(),
-                    host: HostPattern::Exact(o.host.clone()),
-                    port: o.port,
-                })
-                .collect(),
-        });
-        let mut allowed: Vec<Origin> = declared
-            .into_iter()
-            .filter(|o| operator.find(o).is_some())
-            .collect();
-        allowed.sort();
-        allowed.dedup();
-        Policy {
-            allowed,
-            operator,
-            explicit,
-        }
-    }
-
-    pub fn deny_all() -> Policy {
-        Policy::default()
-    }
-
-    pub fn check(&self, origin: &Origin) -> Result<(), Denial> {
-        if self.allowed.contains(origin) {
-            Ok(())
-        } else if self.operator.find(origin).is_some() {
-            Err(Denial::Undeclared {
-                origin: origin.clone(),
-            })
-        } else {
-            Err(Denial::NotAllowed {
-                origin: origin.clone(),
-            })
-        }
-    }
-
-    pub fn allowed(&self) -> &[Origin] {
-        &self.allowed
-    }
-
-    /// Whether a resolved address may be dialled for `origin`: public
-    /// addresses always; loopback only when the origin itself names loopback;
-    /// private, link-local, unique-local and metadata addresses only when the
-    /// operator named that very address.
-    pub fn address_allowed(&self, origin: &Origin, ip: IpAddr) -> bool {
-        if ip.is_loopback() {
-            return origin.is_loopback();
-        }
-        if is_internal(ip) {
-            return self.explicit && self.operator.names_ip(ip);
-        }
-        true
-    }
-}
-
-/// Addresses that lead inside a network rather than to a SaaS API.
+/// Addresses that lead inside a network (or nowhere public) rather than to
+/// a SaaS API: loopback, private, link-local (cloud metadata among them),
+/// carrier-grade NAT, benchmarking, reserved and documentation ranges, and
+/// IPv6 forms that carry such an IPv4 address inside them.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            v4.is_private()
+            v4.is_loopback()
+                || v4.is_private()
                 || v4.is_link_local() // 169.254/16, cloud metadata among them
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
-                || o[0] == 100 && (64..128).contains(&o[1]) // carrier-grade NAT
+                || v4.is_documentation()
                 || o[0] == 0
+                || o[0] == 100 && (64..128).contains(&o[1]) // carrier-grade NAT 100.64/10
+                || o[0] == 198 && (o[1] & 0xfe) == 18 // benchmarking 198.18/15
+                || o[0] >= 240 // reserved 240/4
+                || o[..3] == [192, 0, 0] // IETF protocol assignments 192.0.0/24
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4)) || v4.is_loopback();
-            }
             let s = v6.segments();
-            v6.is_unspecified()
+            // Forms that embed an IPv4 address are judged by that address
+            // too: a NAT64 or 6to4 gateway would carry them to it.
+            let embedded = if let Some(v4) = v6.to_ipv4_mapped() {
+                Some(v4) // ::ffff:a.b.c.d
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0; 6] {
+                // NAT64 64:ff9b::/96 and IPv4-compatible ::a.b.c.d
+                Some(std::net::Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                ))
+            } else if s[0] == 0x2002 {
+                // 6to4 2002:AABB:CCDD::/48
+                Some(std::net::Ipv4Addr::new(
+                    (s[1] >> 8) as u8,
+                    s[1] as u8,
+                    (s[2] >> 8) as u8,
+                    s[2] as u8,
+                ))
+            } else {
+                None
+            };
+            if embedded.is_some_and(|v4| is_internal(IpAddr::V4(v4))) {
+                return true;
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (s[0] & 0xffc0) == 0xfe80 // link local fe80::/10
+                || s[..2] == [0x2001, 0xdb8] // documentation 2001:db8::/32
+                || s[..4] == [0x100, 0, 0, 0] // discard 100::/64
                 || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
             // AWS IMDS over IPv6
         }
@@ -388,89 +345,6 @@ mod tests {
     fn wildcards_only_lead() {
         assert!(Entry::parse("https://a.*.example.com").is_err());
         assert!(Entry::parse("https://*").is_err());
-    }
-
-    #[test]
-    fn an_empty_list_denies_everything() {
-        let p = Policy::new(
-            vec![o("https://api.example.com")],
-            Some(AllowList::default()),
-        );
-        assert!(p.check(&o("https://api.example.com")).is_err());
-        assert!(Policy::deny_all()
-            .check(&o("https://api.example.com"))
-            .is_err());
-    }
-
-    #[test]
-    fn the_policy_is_the_declaration_within_the_operators_list() {
-        let declared = vec![
-            o("https://na1.ironcladapp.com"),
-            o("https://evil.example.net"),
-        ];
-        let operator = AllowList::parse(&["https://*.ironcladapp.com"]).unwrap();
-        let p = Policy::new(declared, Some(operator));
-        assert!(p
-            .check(&o("https://na1.ironcladapp.com/scim/v2/Users"))
-            .is_ok());
-        // Allowed by the operator's wildcard but not declared:
-        let d = p.check(&o("https://eu1.ironcladapp.com")).unwrap_err();
-        assert!(matches!(d, Denial::Undeclared { .. }));
-        // Declared but not allowed by the operator:
-        let d = p.check(&o("https://evil.example.net")).unwrap_err();
-        assert!(
-            d.to_string()
-                .contains("--allow-host https://evil.example.net"),
-            "{d}"
-        );
-    }
-
-    #[test]
-    fn by_default_the_policy_is_the_declaration() {
-        let p = Policy::new(vec![o("http://127.0.0.1:8080")], None);
-        assert!(p.check(&o("http://127.0.0.1:8080/oauth/token")).is_ok());
-        assert!(p.check(&o("http://127.0.0.1:8081/")).is_err());
-    }
-
-    #[test]
-    fn internal_addresses_need_the_operator_to_name_them() {
-        let p = Policy::new(vec![o("https://api.example.com")], None);
-        let origin = o("https://api.example.com");
-        for ip in [
-            "169.254.169.254",
-            "10.0.0.5",
-            "192.168.1.1",
-            "172.16.0.1",
-            "fd00::1",
-            "fe80::1",
-            "100.64.0.1",
-            "0.0.0.0",
-        ] {
-            assert!(!p.address_allowed(&origin, ip.parse().unwrap()), "{ip}");
-        }
-        assert!(p.address_allowed(&origin, "93.184.216.34".parse().unwrap()));
-        let named = Policy::new(
-            vec![o("https://10.0.0.5")],
-            Some(AllowList::parse(&["https://10.0.0.5"]).unwrap()),
-        );
-        assert!(named.address_allowed(&o("https://10.0.0.5"), "10.0.0.5".parse().unwrap()));
-        // A connector declaring an internal address is not enough.
-        let declared_only = Policy::new(vec![o("https://10.0.0.5")], None);
-        assert!(!declared_only.address_allowed(&o("https://10.0.0.5"), "10.0.0.5".parse().unwrap()));
-    }
-
-    #[test]
-    fn loopback_only_when_the_entry_names_loopback() {
-        let p = Policy::new(
-            vec![o("https://api.example.com"), o("http://127.0.0.1:9")],
-            None,
-        );
-        assert!(!p.address_allowed(&o("https://api.example.com"), "127.0.0.1".parse().unwrap()));
-        assert!(p.address_allowed(&o("http://127.0.0.1:9"), "127.0.0.1".parse().unwrap()));
-        assert!(!p.address_allowed(
-            &o("https://api.example.com"),
-            "::ffff:127.0.0.1".parse().unwrap()
-        ));
     }
 
     #[test]

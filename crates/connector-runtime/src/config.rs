@@ -126,6 +126,7 @@ mod tests {
             secret,
             default: default.map(Into::into),
             allowed_values: allowed.iter().map(|s| s.to_string()).collect(),
+            kind: crate::types::FieldKind::Text,
         }
     }
 

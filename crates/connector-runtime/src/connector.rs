@@ -1,11 +1,14 @@
 //! A configured connector instance with typed calls in neutral types, for
 //! whichever contract version the component was built for.
 
+use std::collections::BTreeMap;
+
 use sync_store::ids::{EntitlementId, GrantId};
 use sync_store::model::ResourceId;
 
-use crate::allow_list::{AllowList, Origin, Policy};
+use crate::allow_list::Origin;
 use crate::convert::{v0_1, v0_2};
+use crate::egress::{EgressError, OperatorEgress, Policy};
 use crate::engine::Component;
 use crate::errors::CallError;
 use crate::instance::{Bindings, Instance, Limits};
@@ -39,22 +42,24 @@ impl Component {
     /// instance with no configuration and no network.
     pub async fn metadata(&self, limits: &Limits) -> Result<(Metadata, Vec<TypeInfo>), CallError> {
         let mut inst = Instance::new(self, limits, Vec::new()).await?;
-        let version = self.contract_version();
-        let meta = inst
-            .call("metadata", async |b, s| match b {
-                Bindings::V0_1(x) => Ok(Ok(v0_1::metadata(
-                    x.idgov_connector_sync().call_metadata(s).await?,
-                    version,
-                ))),
-                Bindings::V0_2(x) => Ok(Ok(v0_2::metadata(
-                    x.idgov_connector_sync().call_metadata(s).await?,
-                    version,
-                ))),
-            })
-            .await?;
+        let meta = metadata(&mut inst, self.contract_version()).await?;
         let types = resource_types(&mut inst).await?;
         Ok((meta, types))
     }
+}
+
+async fn metadata(inst: &mut Instance, version: ContractVersion) -> Result<Metadata, CallError> {
+    inst.call("metadata", async |b, s| match b {
+        Bindings::V0_1(x) => Ok(Ok(v0_1::metadata(
+            x.idgov_connector_sync().call_metadata(s).await?,
+            version,
+        ))),
+        Bindings::V0_2(x) => Ok(Ok(v0_2::metadata(
+            x.idgov_connector_sync().call_metadata(s).await?,
+            version,
+        ))),
+    })
+    .await
 }
 
 async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError> {
@@ -75,10 +80,11 @@ async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError>
     .await
 }
 
-/// A configured connector: one sandboxed instance whose outbound allow-list
-/// is fixed when it opens.
+/// A configured connector: one sandboxed instance whose egress policy is
+/// fixed when it opens, from what the operator gave (see [`crate::egress`]).
 pub struct Connector {
     inst: Instance,
+    policy: Policy,
 }
 
 /// Why a connector could not be opened.
@@ -87,6 +93,9 @@ pub enum OpenError {
     /// The call that asks for the origins failed.
     #[error(transparent)]
     Call(#[from] CallError),
+    /// The operator's settings or list make no usable policy.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
     /// The connector declared something that is not an origin.
     #[error("the connector declared an unusable origin {origin:?}: {reason}")]
     BadOrigin {
@@ -95,25 +104,31 @@ pub enum OpenError {
         /// Why it is unusable.
         reason: String,
     },
-    /// Plain http beyond loopback.
-    #[error("the connector asks for plain http to {0}; only https is allowed beyond loopback: use an https base URL")]
-    PlainHttp(String),
-    /// The operator's allow-list leaves nothing the connector needs.
-    #[error("none of the origins this configuration needs ({0}) is in --allow-host: add them or drop --allow-host")]
-    NothingAllowed(String),
+    /// The configuration needs an origin the operator has not granted.
+    #[error("this configuration needs {origin}, which the operator has not granted the component: grant it with --allow-host {origin}, or set the connector's origin setting")]
+    NotGranted {
+        /// The origin, as an allow-list entry.
+        origin: String,
+    },
 }
 
 impl Connector {
-    /// Instantiates `component` with `config`, asks the connector which
-    /// origins this configuration needs (with the network still closed),
-    /// and opens those that the operator's `allow` list (when given) allows.
+    /// Instantiates `component` with `config` and fixes its egress policy:
+    /// the component's static patterns filled with `config`, the origin
+    /// settings in `config`, and `egress` (see [`crate::egress`]). The
+    /// origins the connector says this configuration needs (asked with the
+    /// network still closed) must lie within that policy; they never
+    /// widen it.
     pub async fn open(
         component: &Component,
         limits: &Limits,
         config: impl IntoIterator<Item = (String, String)>,
-        allow: Option<AllowList>,
+        egress: &OperatorEgress,
     ) -> Result<Connector, OpenError> {
-        let mut inst = Instance::new(component, limits, config).await?;
+        let config: BTreeMap<String, String> = config.into_iter().collect();
+        let mut inst = Instance::new(component, limits, config.clone()).await?;
+        let meta = metadata(&mut inst, component.contract_version()).await?;
+        let policy = Policy::plan(&meta, &config, egress)?;
         let declared: Vec<String> = inst
             .call("outbound-origins", async |b, s| match b {
                 Bindings::V0_1(x) => Ok(x
@@ -128,24 +143,27 @@ impl Connector {
                     .map_err(v0_2::error)),
             })
             .await?;
-        let mut origins = Vec::new();
         for text in &declared {
             let origin = Origin::declared(text).map_err(|e| OpenError::BadOrigin {
                 origin: text.clone(),
                 reason: format!("{e:#}"),
             })?;
-            if origin.scheme == "http" && !origin.is_loopback() {
-                return Err(OpenError::PlainHttp(origin.to_string()));
+            if policy.check(&origin).is_err() {
+                return Err(OpenError::NotGranted {
+                    origin: origin.as_entry(),
+                });
             }
-            origins.push(origin);
         }
-        let policy = Policy::new(origins, allow);
-        if policy.allowed().is_empty() && !declared.is_empty() {
-            return Err(OpenError::NothingAllowed(declared.join(", ")));
+        for line in policy.describe() {
+            tracing::info!("egress: {line}");
         }
-        tracing::debug!(allowed = ?policy.allowed(), "outbound allow-list");
-        inst.set_policy(policy);
-        Ok(Connector { inst })
+        inst.set_policy(policy.clone());
+        Ok(Connector { inst, policy })
+    }
+
+    /// What this connector may reach, and why.
+    pub fn egress(&self) -> &Policy {
+        &self.policy
     }
 
     /// Outbound requests made so far by this connector.

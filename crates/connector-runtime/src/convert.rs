@@ -138,6 +138,7 @@ macro_rules! shared_conversions {
                     .config_schema
                     .into_iter()
                     .map(|f| ConfigField {
+                        kind: field_kind(&f),
                         name: f.name,
                         description: f.description,
                         required: f.required,
@@ -255,6 +256,11 @@ macro_rules! shared_conversions {
 pub mod v0_1 {
     shared_conversions!(crate::bindings::v0_1::exports::idgov::connector::types);
 
+    /// 0.1.0 has no field kinds: every setting is text.
+    fn field_kind(_: &w::ConfigField) -> FieldKind {
+        FieldKind::Text
+    }
+
     /// 0.1.0 has no hints: every resource may have entitlements and grants.
     pub fn type_info(t: &w::ResourceType) -> TypeInfo {
         TypeInfo {
@@ -278,6 +284,13 @@ pub mod v0_1 {
 /// `idgov:connector@0.2.0`.
 pub mod v0_2 {
     shared_conversions!(crate::bindings::v0_2::exports::idgov::connector::types);
+
+    fn field_kind(f: &w::ConfigField) -> FieldKind {
+        match f.kind {
+            w::FieldKind::Text => FieldKind::Text,
+            w::FieldKind::Origin => FieldKind::Origin,
+        }
+    }
 
     pub fn type_info(t: &w::ResourceType) -> TypeInfo {
         TypeInfo {

@@ -14,8 +14,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::allow_list::Policy;
 use crate::bindings::{v0_1, v0_2};
+use crate::egress::Policy;
 use crate::engine::{first_line, Component, Pre, EPOCH_TICK};
 use crate::errors::CallError;
 use crate::outbound::{Outbound, Timeouts};

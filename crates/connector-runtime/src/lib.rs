@@ -5,8 +5,8 @@
 //! 0.2.0) and nothing of any application. One [`Engine`] per process
 //! compiles (or takes from its cache) and checks each [`Component`]; every
 //! job gets a fresh [`Connector`] instance with an empty WASI context, its
-//! settings through `wasi:config`, and HTTP only to the origins its
-//! configuration needs and the operator allows.
+//! settings through `wasi:config`, and HTTP only to the origins the
+//! operator granted ([`egress`]): nothing the component says widens them.
 //!
 //! ```no_run
 //! use connector_runtime::{Connector, Engine, EngineConfig, Limits, RetryPolicy};
@@ -16,7 +16,8 @@
 //! let limits = Limits::default();
 //! let (meta, _types) = component.metadata(&limits).await?;
 //! let settings = [("ic-client-id".to_string(), "…".to_string())];
-//! let mut conn = Connector::open(&component, &limits, settings, None).await?;
+//! let egress = connector_runtime::OperatorEgress::default();
+//! let mut conn = Connector::open(&component, &limits, settings, &egress).await?;
 //! let sink = sync_store::c1z::sink(std::path::Path::new("sync.c1z"))?;
 //! let done = connector_runtime::sync::run(&mut conn, &meta, &RetryPolicy::default(), sink).await?;
 //! println!("{} grants", done.stats.grants);
@@ -30,6 +31,7 @@ pub mod cache;
 pub mod config;
 mod connector;
 mod convert;
+pub mod egress;
 mod engine;
 mod errors;
 mod instance;
@@ -39,6 +41,7 @@ pub mod sync;
 mod types;
 
 pub use connector::{Connector, OpenError};
+pub use egress::OperatorEgress;
 pub use engine::{Component, Engine, EngineConfig};
 pub use errors::{CallError, LoadError};
 pub use instance::Limits;

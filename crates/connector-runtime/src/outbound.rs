@@ -14,7 +14,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::allow_list::{Origin, Policy};
+use crate::allow_list::Origin;
+use crate::egress::Policy;
 
 /// Timeouts applied to every outbound request, whatever the guest asked:
 /// wasmtime's own default is 600 s for each, far too long for a sync.
@@ -262,29 +263,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_name_resolving_inside_the_network_is_refused() {
-        // `localhost` resolves to loopback; an origin that does not name
-        // loopback itself may not use it.
-        let origin = Origin::of_url("https://localhost:9").unwrap();
-        let policy = Policy::new(vec![origin.clone()], None);
-        assert!(vet_addresses(&policy, &origin, Duration::from_secs(2))
-            .await
-            .is_ok());
-        let odd = Origin {
-            scheme: "https".into(),
-            host: "127.0.0.1".into(),
-            port: 9,
+    async fn internal_addresses_need_an_operator_rule_naming_them() {
+        use crate::allow_list::AllowList;
+        use crate::egress::OperatorEgress;
+        let meta = crate::types::Metadata {
+            display_name: String::new(),
+            description: String::new(),
+            version: String::new(),
+            contract: crate::types::ContractVersion::V0_2,
+            config_schema: vec![],
+            account_creation_schema: vec![],
+            outbound_hosts: vec![],
+            capabilities: vec![],
         };
-        assert!(
-            vet_addresses(&policy, &odd, Duration::from_secs(2))
-                .await
-                .is_ok(),
-            "loopback literal names loopback"
-        );
-        let meta = Origin::of_url("http://169.254.169.254").unwrap();
-        let p = Policy::new(vec![meta.clone()], None);
+        let plan = |allow: &[&str]| {
+            Policy::plan(
+                &meta,
+                &Default::default(),
+                &OperatorEgress {
+                    allow: AllowList::parse(allow).unwrap(),
+                    pinned: false,
+                },
+            )
+            .unwrap()
+        };
+        // `localhost` resolves to loopback: allowed because the operator
+        // named it.
+        let local = Origin::of_url("https://localhost:9").unwrap();
+        assert!(vet_addresses(
+            &plan(&["https://localhost:9"]),
+            &local,
+            Duration::from_secs(2)
+        )
+        .await
+        .is_ok());
+        // The metadata address, not named by any operator rule.
+        let metadata = Origin::of_url("http://169.254.169.254").unwrap();
         assert!(matches!(
-            vet_addresses(&p, &meta, Duration::from_secs(2)).await,
+            vet_addresses(&plan(&[]), &metadata, Duration::from_secs(2)).await,
             Err(HttpError::DestinationIpProhibited)
         ));
     }

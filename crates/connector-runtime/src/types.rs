@@ -62,6 +62,28 @@ pub struct ConfigField {
     pub default: Option<String>,
     /// The only values accepted; empty means any.
     pub allowed_values: Vec<String>,
+    /// What the value is (0.1.0 fields are all text).
+    pub kind: FieldKind,
+}
+
+/// What a setting's value is, for the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Text the connector interprets itself.
+    #[default]
+    Text,
+    /// An origin the connector calls: setting it grants that origin.
+    Origin,
+}
+
+impl FieldKind {
+    /// `text` or `origin`, as in the contract.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldKind::Text => "text",
+            FieldKind::Origin => "origin",
+        }
+    }
 }
 
 /// What a host may ask of one resource type.
@@ -121,7 +143,8 @@ pub struct Metadata {
     pub config_schema: Vec<ConfigField>,
     /// What `create-account` needs.
     pub account_creation_schema: Vec<AccountField>,
-    /// Outbound origins as patterns for people.
+    /// Static outbound patterns (see [`crate::egress`]); under 0.1.0
+    /// free text, used where it parses as a pattern.
     pub outbound_hosts: Vec<String>,
     /// Per resource type, what may be asked.
     pub capabilities: Vec<(String, Capabilities)>,

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use connector_runtime::sync_store::c1z;
 use connector_runtime::{
-    config, sync, Connector, ContractVersion, Engine, EngineConfig, Limits, RetryPolicy,
+    config, sync, Connector, ContractVersion, Engine, EngineConfig, Limits, OperatorEgress,
+    RetryPolicy,
 };
 use ironclad_sim::{Faults, SimConfig, Simulator, TenantSpec};
 
@@ -104,9 +105,14 @@ async fn a_streamed_sync_holds_exactly_the_tenant() {
         .all(|t| t.resource_type.id != "user" || !t.has_grants));
     let resolved = config::resolve(&meta.config_schema, &[], |_| None::<String>);
     assert!(resolved.is_err(), "the secret is required");
-    let mut conn = Connector::open(&component, &limits, settings(&sim), None)
-        .await
-        .unwrap();
+    let mut conn = Connector::open(
+        &component,
+        &limits,
+        settings(&sim),
+        &OperatorEgress::default(),
+    )
+    .await
+    .unwrap();
     let out = dir.path().join("s.c1z");
     let done = sync::run(
         &mut conn,
@@ -173,9 +179,14 @@ async fn a_cancelled_sync_writes_nothing() {
         .unwrap();
     let limits = Limits::default();
     let (meta, _) = component.metadata(&limits).await.unwrap();
-    let mut conn = Connector::open(&component, &limits, settings(&sim), None)
-        .await
-        .unwrap();
+    let mut conn = Connector::open(
+        &component,
+        &limits,
+        settings(&sim),
+        &OperatorEgress::default(),
+    )
+    .await
+    .unwrap();
     let out = dir.path().join("s.c1z");
     let sink = c1z::sink(&out).unwrap();
     let policy = RetryPolicy::default();
