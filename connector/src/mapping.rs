@@ -1,6 +1,7 @@
 //! SCIM users and groups as the WIT data model, and the one entitlement (group membership) with
 //! its grants. Ids follow the baton formats: entitlement `group:<gid>:member`, grant
-//! `<entitlement>:user:<uid>`.
+//! `group:<gid>:member:user:<uid>`, with a `:` or `\` inside an id preceded by `\` (as the
+//! baton SDK escapes them), so ids holding `:` cannot run into each other.
 
 use crate::scim::{Group, User, UserInfo};
 use crate::wit::{
@@ -149,8 +150,26 @@ pub fn group_resource(g: &Group) -> Option<Resource> {
     })
 }
 
+/// The parts joined by `:`, a `:` or `\` inside a part escaped with `\`; parts without either
+/// are joined as they are.
+fn join_id(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        for c in part.chars() {
+            if matches!(c, ':' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn member_entitlement_id(group_id: &str) -> String {
-    format!("{GROUP}:{group_id}:{MEMBER}")
+    join_id(&[GROUP, group_id, MEMBER])
 }
 
 pub fn member_entitlement(group_id: &str, group_name: &str) -> Entitlement {
@@ -166,10 +185,9 @@ pub fn member_entitlement(group_id: &str, group_name: &str) -> Entitlement {
 }
 
 pub fn member_grant(group_id: &str, user_id: &str) -> Grant {
-    let entitlement = member_entitlement_id(group_id);
     Grant {
-        id: format!("{entitlement}:{USER}:{user_id}"),
-        entitlement,
+        id: join_id(&[GROUP, group_id, MEMBER, USER, user_id]),
+        entitlement: member_entitlement_id(group_id),
         resource: resource_id(GROUP, group_id),
         principal: resource_id(USER, user_id),
     }
@@ -340,6 +358,16 @@ mod tests {
         assert_eq!(grant.resource.resource, gid);
         assert_eq!(grant.principal.resource_type, "user");
         assert_eq!(grant.principal.resource, "6660d37dec0eac3deffb680e");
+    }
+
+    #[test]
+    fn ids_with_colons_are_escaped_so_memberships_do_not_collide() {
+        let one = member_grant("a", "b:member:user:c");
+        let two = member_grant("a:member:user:b", "c");
+        assert_eq!(one.id, r"group:a:member:user:b\:member\:user\:c");
+        assert_eq!(two.id, r"group:a\:member\:user\:b:member:user:c");
+        assert_eq!(two.entitlement, r"group:a\:member\:user\:b:member");
+        assert_eq!(member_entitlement_id(r"x\y"), r"group:x\\y:member");
     }
 
     #[test]

@@ -439,14 +439,14 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
                 });
                 return write_json(w, &doc);
             }
-            writeln!(
-                w,
+            let line = format!(
                 "from {} ({}) to {} ({})",
                 old.info.sync_id,
                 old.info.ended_at.as_deref().unwrap_or("-"),
                 new.info.sync_id,
                 new.info.ended_at.as_deref().unwrap_or("-")
-            )?;
+            );
+            writeln!(w, "{}", crate::terminal::escape(&line))?;
             if d.is_empty() {
                 writeln!(w, "no changes")?;
                 return Ok(());
@@ -559,8 +559,12 @@ fn table(
         t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     }
     t.set_header(header.iter().copied());
+    // Every cell may quote the application (names, ids, details).
     for r in rows {
-        t.add_row(r);
+        t.add_row(
+            r.iter()
+                .map(|cell| crate::terminal::escape(cell).into_owned()),
+        );
     }
     // The preset pads every cell by one space; the first column needs none.
     for line in t.lines() {
@@ -610,6 +614,19 @@ mod tests {
         assert_eq!(lines.len(), 2, "{s}");
         assert!(lines[0].contains('A') && lines[0].contains("LONGER"));
         assert!(lines.iter().all(|l| !l.ends_with(' ')));
+    }
+
+    #[test]
+    fn table_cells_are_escaped() {
+        let mut w = Vec::new();
+        table(
+            &mut w,
+            &["NAME"],
+            vec![vec!["Eve\u{202e}\r\u{1b}[2J".to_string()]].into_iter(),
+        )
+        .unwrap();
+        let s = String::from_utf8(w).unwrap();
+        assert_eq!(s.lines().nth(1), Some(r"Eve\u{202e}\r\x1b[2J"), "{s:?}");
     }
 
     #[test]

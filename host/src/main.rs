@@ -5,6 +5,7 @@
 
 mod inspect;
 mod provision;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,7 +113,7 @@ enum Command {
     Validate,
     /// Give an entitlement to a principal (needs --provisioning).
     Grant {
-        /// The entitlement id, TYPE:ID:SLUG (e.g. group:<group id>:member).
+        /// The entitlement id, TYPE:ID:SLUG (e.g. group:<group id>:member); a ':' or '\' inside a part as '\:' or '\\'.
         #[arg(long)]
         entitlement: String,
         /// The principal, TYPE:ID (e.g. user:<user id>).
@@ -121,7 +122,7 @@ enum Command {
     },
     /// Take a grant away (needs --provisioning).
     Revoke {
-        /// The grant id, TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID.
+        /// The grant id, TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID; a ':' or '\' inside a part as '\:' or '\\'.
         #[arg(long)]
         grant: String,
     },
@@ -190,14 +191,13 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", secrets.scrub(&one_line(&e)));
+            // Scrubbed raw (secrets are raw), then escaped: one line
+            // whatever the application put in the message.
+            let text = secrets.scrub(&format!("{e:#}"));
+            eprintln!("error: {}", terminal::escape(&text));
             ExitCode::FAILURE
         }
     }
-}
-
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
 }
 
 async fn shutdown_signal() {
@@ -242,6 +242,7 @@ fn init_logging(level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .fmt_fields(terminal::EscapedFields)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
@@ -316,10 +317,11 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             let line = match conn.grant(&principal, &entitlement).await? {
                 GrantOutcome::Granted(g) => format!("granted {}", g.id),
                 GrantOutcome::AlreadyGranted => {
-                    format!("already granted {}:{principal}", entitlement.id)
+                    let id = ids::grant_id(&entitlement.resource, &entitlement.slug, &principal);
+                    format!("already granted {id}")
                 }
             };
-            emit(&line);
+            terminal::say(&line);
             Ok(())
         }
         Command::Revoke { grant } => {
@@ -328,13 +330,13 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 RevokeOutcome::Revoked => format!("revoked {}", grant.id),
                 RevokeOutcome::AlreadyRevoked => format!("already revoked {}", grant.id),
             };
-            emit(&line);
+            terminal::say(&line);
             Ok(())
         }
         Command::DeleteResource { resource } => {
             let id = ids::parse_resource_id(&resource)?;
             conn.delete_resource(&id).await?;
-            emit(&format!("deleted {resource}"));
+            terminal::say(&format!("deleted {resource}"));
             Ok(())
         }
         Command::CreateAccount {
@@ -386,7 +388,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                         // report goes to stderr.
                         (Some(c), Some(v @ provision::Vault::Stdout(_))) => {
                             line += &format!(" ({})", v.store(&c)?);
-                            eprintln!("{line}");
+                            eprintln!("{}", terminal::escape(&line));
                             return Ok(());
                         }
                         (Some(c), Some(v)) => line += &format!(" ({})", v.store(&c)?),
@@ -395,22 +397,22 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                         ),
                         (None, v) => discard(v),
                     }
-                    emit(&line);
+                    terminal::say(&line);
                 }
                 CreateAccountOutcome::AlreadyExists(r) => {
                     discard(vault);
-                    emit(&format!("already exists {}", r.id));
+                    terminal::say(&format!("already exists {}", r.id));
                 }
                 CreateAccountOutcome::ActionRequired(msg) => {
                     discard(vault);
-                    emit(&format!("action required: {msg}"));
+                    terminal::say(&format!("action required: {msg}"));
                 }
             }
             Ok(())
         }
         Command::Validate => {
             let who = conn.validate().await?;
-            emit(&format!("ok: {who}"));
+            terminal::say(&format!("ok: {who}"));
             Ok(())
         }
         Command::Sync { file } => {
@@ -498,7 +500,7 @@ fn partial_settings(
     settings
 }
 
-/// Prints a result on stdout; a closed pipe (`| head`) is not an error.
+/// Prints JSON on stdout, exact; a closed pipe (`| head`) is not an error.
 fn emit(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout().lock(), "{text}");
@@ -559,35 +561,36 @@ fn print_summary(
     file: &std::path::Path,
     elapsed: Duration,
 ) {
+    use terminal::say;
     let s = &done.stats;
-    println!(
+    say(&format!(
         "synced {} {} into {} in {:.2} s (fetching {:.2} s)",
         meta.display_name,
         meta.version,
         file.display(),
         elapsed.as_secs_f64(),
         s.elapsed_ms as f64 / 1000.0
-    );
+    ));
     for (t, n) in &s.resources {
-        println!("  {t:<14} {n:>9} resources");
+        say(&format!("  {t:<14} {n:>9} resources"));
     }
-    println!("  {:<14} {:>9}", "entitlements", s.entitlements);
-    println!("  {:<14} {:>9}", "grants", s.grants);
-    println!(
+    say(&format!("  {:<14} {:>9}", "entitlements", s.entitlements));
+    say(&format!("  {:<14} {:>9}", "grants", s.grants));
+    say(&format!(
         "  {:<14} {:>9}   (retries {}, duplicates skipped {})",
         "http requests", s.http_requests, s.retries, s.duplicates_skipped
-    );
+    ));
     for (t, m) in &s.totals_moved {
-        println!(
+        say(&format!(
             "  note: the {t} count moved from {} to {} during the sync; run it again to catch up",
             m.first, m.last
-        );
+        ));
     }
     if let Some(id) = &done.sync_id {
-        println!(
+        say(&format!(
             "  {:<14} {}   (previous syncs kept {}, dropped {})",
             "sync id", id, done.kept, done.dropped
-        );
+        ));
     }
 }
 

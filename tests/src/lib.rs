@@ -11,6 +11,7 @@
 mod clock;
 mod errors;
 mod faults;
+pub mod hostile_names;
 mod oauth;
 mod password;
 mod scim;
@@ -54,6 +55,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// The company signs in through SAML: new users need no password.
     pub saml: bool,
+    /// Names with terminal escapes and ids with `:` and `\` (see
+    /// [`hostile_names`]).
+    pub hostile_names: bool,
 }
 
 impl Default for SimConfig {
@@ -66,6 +70,7 @@ impl Default for SimConfig {
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             faults: Faults::default(),
             saml: false,
+            hostile_names: false,
         }
     }
 }
@@ -88,7 +93,10 @@ impl Simulator {
 
     /// As [`Simulator::start`], on a chosen port (0 = ephemeral).
     pub fn start_on(cfg: SimConfig, port: u16) -> anyhow::Result<Simulator> {
-        let tenant = tenant::Tenant::generate(&cfg.tenant);
+        let mut tenant = tenant::Tenant::generate(&cfg.tenant);
+        if cfg.hostile_names {
+            hostile_names::apply(&mut tenant);
+        }
         let admin = tenant
             .users
             .first()

@@ -54,6 +54,10 @@ struct Args {
     /// The company signs in through SAML: new users need no password.
     #[arg(long)]
     saml: bool,
+
+    /// Display names with terminal escapes, user and group ids with ':' and '\'.
+    #[arg(long)]
+    hostile_names: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             churn: false,
         },
         saml: args.saml,
+        hostile_names: args.hostile_names,
         ..SimConfig::default()
     };
     let sim = Simulator::start_on(cfg, args.port)?;

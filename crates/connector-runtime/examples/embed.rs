@@ -85,7 +85,11 @@ async fn main() -> anyhow::Result<()> {
         GrantOutcome::Granted(g) => println!("granted {}", g.id),
         GrantOutcome::AlreadyGranted => println!("already granted"),
     }
-    let grant = ids::parse_grant_id(&format!("{}:{}", group.id, user.id))?;
+    let grant = ids::parse_grant_id(&ids::grant_id(
+        &entitlement.resource,
+        &entitlement.slug,
+        &user.id,
+    ))?;
     match conn.revoke(&grant).await? {
         RevokeOutcome::Revoked => println!("revoked {}", grant.id),
         RevokeOutcome::AlreadyRevoked => println!("already revoked {}", grant.id),

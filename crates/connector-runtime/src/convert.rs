@@ -98,10 +98,14 @@ macro_rules! shared_conversions {
             }
         }
 
+        // Entitlement and grant ids are rebuilt from their parts (escaped
+        // as the SDK does): a connector's joined string never decides
+        // identity, and ids with `:` in a part cannot collide.
         pub fn entitlement(e: w::Entitlement) -> model::Entitlement {
+            let resource = id(e.resource);
             model::Entitlement {
-                id: e.id,
-                resource: id(e.resource),
+                id: sync_store::ids::canonical_entitlement_id(&resource, &e.id),
+                resource,
                 slug: e.slug,
                 display_name: e.display_name,
                 description: e.description,
@@ -111,7 +115,10 @@ macro_rules! shared_conversions {
         }
 
         pub fn grant(g: w::Grant) -> model::Grant {
-            model::Grant { id: g.id, entitlement: g.entitlement, principal: id(g.principal) }
+            let principal = id(g.principal);
+            let (entitlement, grant_id) =
+                sync_store::ids::canonical_grant_ids(&id(g.resource), &g.entitlement, &principal);
+            model::Grant { id: grant_id, entitlement, principal }
         }
 
         pub fn entitlement_page(p: w::EntitlementPage) -> EntitlementPage {

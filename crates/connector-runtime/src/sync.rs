@@ -73,6 +73,15 @@ pub async fn run(
             c.resource_types().await
         })
         .await?;
+    // Resource ids are `TYPE:ID` split at the first colon (in the c1z's
+    // external ids and on the command line): a type id with one would make
+    // two resources one.
+    if let Some(t) = types.iter().find(|t| t.resource_type.id.contains(':')) {
+        bail!(
+            "the connector declared the resource type {:?}, whose id contains ':'; type ids may not (a bug in the connector)",
+            t.resource_type.id
+        );
+    }
     sink.begin(
         &ConnectorInfo {
             display_name: meta.display_name.clone(),

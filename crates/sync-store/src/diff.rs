@@ -81,7 +81,14 @@ pub fn only_in<'a, T, K: Hash + Eq>(
 pub fn diff<'a>(old: &'a SyncOutput, new: &'a SyncOutput) -> Diff<'a> {
     let rkey = |r: &'a Resource| (r.id.resource_type.as_str(), r.id.resource.as_str());
     let ekey = |e: &'a Entitlement| e.id.as_str();
-    let gkey = |g: &'a Grant| g.id.as_str();
+    // A grant is who holds which entitlement, not the string joining them.
+    let gkey = |g: &'a Grant| {
+        (
+            g.entitlement.as_str(),
+            g.principal.resource_type.as_str(),
+            g.principal.resource.as_str(),
+        )
+    };
     let before: HashMap<(&str, &str), &Resource> =
         old.resources.iter().map(|r| (rkey(r), r)).collect();
     let resources_changed = new

@@ -173,6 +173,7 @@ impl SyncSink for JsonSink {
 
     fn entitlements(&mut self, rows: Vec<Entitlement>) -> anyhow::Result<()> {
         for e in &rows {
+            // The host rebuilt the id from its parts (see `ids`).
             if !self.seen.entitlements.insert(self.seen.hash(&e.id)) {
                 self.counts.duplicates += 1;
                 continue;
@@ -191,7 +192,13 @@ impl SyncSink for JsonSink {
 
     fn grants(&mut self, rows: Vec<Grant>) -> anyhow::Result<()> {
         for g in &rows {
-            if !self.seen.grants.insert(self.seen.hash(&g.id)) {
+            // Who holds which entitlement, not the string joining them.
+            let key = self.seen.hash((
+                &g.entitlement,
+                &g.principal.resource_type,
+                &g.principal.resource,
+            ));
+            if !self.seen.grants.insert(key) {
                 self.counts.duplicates += 1;
                 continue;
             }

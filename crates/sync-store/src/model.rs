@@ -117,7 +117,7 @@ pub struct GroupTrait {
 /// Something that can be granted on a resource (a group's membership, …).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entitlement {
-    /// `TYPE:ID:SLUG`.
+    /// `TYPE:ID:SLUG`, escaped as [`crate::ids`] says.
     pub id: String,
     /// The resource it belongs to.
     pub resource: ResourceId,
@@ -137,7 +137,7 @@ pub struct Entitlement {
 /// An entitlement held by a principal (a user's group membership, …).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    /// `TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID`.
+    /// `TYPE:ID:SLUG:PRINCIPAL_TYPE:PRINCIPAL_ID`, escaped as [`crate::ids`] says.
     pub id: String,
     /// The entitlement's id.
     pub entitlement: String,

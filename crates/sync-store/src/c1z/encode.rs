@@ -62,14 +62,14 @@ pub(super) struct EntitlementRow {
 pub(super) fn orphan_entitlement(id: &str) -> EntitlementRow {
     let (resource_type, resource, slug) = crate::ids::split_entitlement_id(id);
     let e = proto::Entitlement {
-        resource: Some(bare_resource(resource_type, resource)),
+        resource: Some(bare_resource(&resource_type, &resource)),
         id: id.to_string(),
-        slug: slug.to_string(),
+        slug,
         ..Default::default()
     };
     EntitlementRow {
-        resource_type: resource_type.to_string(),
-        resource: resource.to_string(),
+        resource_type,
+        resource,
         data: e.encode_to_vec(),
         orphan: true,
     }
