@@ -10,7 +10,7 @@ use serde::Serialize;
 use waki::Method;
 
 use crate::config::Config;
-use crate::errors::{api_error, scrub, unexpected_body};
+use crate::errors::{self, api_error, scrub, unexpected_body};
 use crate::http::{self, Reply};
 use crate::oauth::{self, Token, TokenRequest};
 use crate::paging::PAGE_SIZE;
@@ -53,7 +53,9 @@ pub fn run<R>(
     f: impl FnOnce(&Ironclad) -> Result<R, ConnectorError>,
 ) -> Result<R, ConnectorError> {
     let secret = config.client_secret.expose().to_owned();
-    let result = f(&Ironclad::new(config));
+    let mut hidden = vec![secret.as_str()];
+    hidden.extend_from_slice(also_secret);
+    let result = errors::hiding(&hidden, || f(&Ironclad::new(config)));
     result.map_err(|e| {
         let token = state::with(|s| s.token.as_ref().map(|t| t.value.clone()));
         let mut secrets = vec![secret.as_str(), token.as_deref().unwrap_or_default()];

@@ -17,12 +17,42 @@ pub fn truncate(s: &str) -> String {
     truncate_to(s, QUOTE_LIMIT)
 }
 
+/// Cuts `s` to `limit` characters, after hiding the secrets of the current call: scrubbing only
+/// after the cut would miss a secret that straddles it and let most of it through.
 pub fn truncate_to(s: &str, limit: usize) -> String {
-    let s = s.trim();
+    let hidden = hide(s);
+    let s = hidden.trim();
     match s.char_indices().nth(limit) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_owned(),
     }
+}
+
+thread_local! {
+    /// The secrets of the call under way, set by [`hiding`]; a component instance runs one call at
+    /// a time on one thread.
+    static HIDDEN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `secrets` hidden from every quote it cuts short.
+pub fn hiding<R>(secrets: &[&str], f: impl FnOnce() -> R) -> R {
+    let kept: Vec<String> = secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .map(|s| s.to_string())
+        .collect();
+    let before = HIDDEN.with(|h| std::mem::replace(&mut *h.borrow_mut(), kept));
+    let result = f();
+    HIDDEN.with(|h| *h.borrow_mut() = before);
+    result
+}
+
+fn hide(s: &str) -> String {
+    HIDDEN.with(|h| {
+        h.borrow().iter().fold(s.to_owned(), |s, secret| {
+            s.replace(secret.as_str(), "<redacted>")
+        })
+    })
 }
 
 /// Every error shape Ironclad uses, merged: whichever fields are present win.
@@ -289,6 +319,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_secret_straddling_the_cut_is_hidden_before_cutting() {
+        let secret = "s3cr3t-value-that-is-long";
+        let body = format!(
+            r#"{{"detail":"{}{secret} rest"}}"#,
+            "x".repeat(QUOTE_LIMIT - 20)
+        );
+        let cut = hiding(&[secret], || ironclad_words(body.as_bytes()));
+        assert!(!cut.contains(&secret[..8]), "{cut}");
+        assert!(cut.contains("<redacted>"), "{cut}");
+        // Outside a call nothing is hidden, and the previous set comes back after one.
+        assert!(ironclad_words(body.as_bytes()).contains(&secret[..8]));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod inspect;
 mod provision;
+mod redact;
 mod terminal;
 
 use std::path::PathBuf;
@@ -35,7 +36,8 @@ struct Cli {
     #[arg(long, global = true, env = "CONNECTOR_COMPONENT")]
     component: Option<PathBuf>,
 
-    /// A connector setting, NAME=VALUE (repeatable). Also read from BATON_<NAME> (upper case, - as _).
+    /// A connector setting, NAME=VALUE or NAME=@FILE (repeatable). Also read from BATON_<NAME> (upper case, - as _).
+    /// A secret setting is refused as a literal value here: use its variable or NAME=@FILE.
     #[arg(long = "config", short = 'c', global = true, value_name = "NAME=VALUE")]
     config: Vec<String>,
 
@@ -98,7 +100,8 @@ struct Cli {
     no_cache: bool,
 
     /// Allow commands that change the application (grant, revoke, create-account, delete-resource).
-    #[arg(long, global = true, env = "BATON_PROVISIONING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    /// A value must follow `=` (`--provisioning=false`), so the flag never takes the subcommand's name.
+    #[arg(long, global = true, env = "BATON_PROVISIONING", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     provisioning: bool,
 
     #[command(subcommand)]
@@ -240,7 +243,7 @@ fn init_logging(level: &str) {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(redact::ScrubbedStderr)
         .with_target(false)
         .fmt_fields(terminal::EscapedFields)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -304,6 +307,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
 
     let resolved = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())?;
     *secrets = resolved.secrets.clone();
+    redact::install(secrets);
     let mut conn = Connector::open(&component, &limits, resolved.values, &egress).await?;
 
     match cli.command {

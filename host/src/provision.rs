@@ -15,8 +15,7 @@ pub enum Vault {
     /// A new file, mode 0600, holding `{"login", "password"}` (or its age
     /// encryption when a recipient is given too).
     File {
-        path: PathBuf,
-        file: std::fs::File,
+        file: PendingFile,
         recipient: Option<age::x25519::Recipient>,
     },
     /// Only the recipient's key can read it, so the ciphertext may go to stdout.
@@ -38,14 +37,14 @@ impl Vault {
             })
             .transpose()?;
         match (credentials_out, recipient) {
-            (Some(path), recipient) => {
-                let file = create_private(path)?;
-                Ok(Some(Vault::File {
+            (Some(path), recipient) => Ok(Some(Vault::File {
+                file: PendingFile {
+                    file: create_private(path)?,
                     path: path.to_path_buf(),
-                    file,
-                    recipient,
-                }))
-            }
+                    kept: false,
+                },
+                recipient,
+            })),
             (None, Some(r)) => Ok(Some(Vault::Stdout(r))),
             (None, None) => Ok(None),
         }
@@ -53,19 +52,13 @@ impl Vault {
 
     /// Stores the credential; returns where it went, for the one-line report.
     pub fn store(self, credential: &Credential) -> anyhow::Result<String> {
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({
-                "login": credential.login,
-                "password": credential.password.as_str(),
-            }))
-            .context("cannot encode the credential")?,
-        );
+        let plain = plain_json(credential)?;
         match self {
             Vault::File {
-                path,
-                mut file,
+                file: mut pending,
                 recipient,
             } => {
+                let file = &mut pending.file;
                 let result = (|| -> anyhow::Result<()> {
                     match recipient {
                         Some(r) => file.write_all(encrypt(&r, &plain)?.as_bytes())?,
@@ -74,13 +67,12 @@ impl Vault {
                     file.sync_all()?;
                     Ok(())
                 })();
-                if let Err(e) = result {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(
-                        e.context(format!("cannot write the credential to {}", path.display()))
-                    );
-                }
-                Ok(format!("credential stored in {}", path.display()))
+                // On error the pending file is removed as it drops.
+                result.with_context(|| {
+                    format!("cannot write the credential to {}", pending.path.display())
+                })?;
+                pending.kept = true;
+                Ok(format!("credential stored in {}", pending.path.display()))
             }
             Vault::Stdout(r) => {
                 let armored = encrypt(&r, &plain)?;
@@ -92,13 +84,53 @@ impl Vault {
         }
     }
 
-    /// Removes a credentials file created for an account that was not created.
+    /// Removes a credentials file created for an account that was not
+    /// created. Dropping the vault does the same; this says so where it is
+    /// meant.
     pub fn discard(self) {
-        if let Vault::File { path, file, .. } = self {
-            drop(file);
-            let _ = std::fs::remove_file(path);
+        drop(self);
+    }
+}
+
+/// The credentials file, created before the account so a password always has
+/// somewhere to go, and removed again unless a credential was written into
+/// it: on every error path, and when Ctrl-C drops the command mid-way, no
+/// empty file is left to block a retry.
+pub struct PendingFile {
+    path: PathBuf,
+    file: std::fs::File,
+    kept: bool,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// `{"login", "password"}` written straight into a buffer sized up front, so
+/// no copy of the password is left behind unzeroized (neither a JSON value
+/// nor a buffer that grew and was freed).
+fn plain_json(credential: &Credential) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    #[derive(serde::Serialize)]
+    struct Plain<'a> {
+        login: &'a str,
+        password: &'a str,
+    }
+    // JSON escapes a character in at most six bytes.
+    let room = 6 * (credential.login.len() + credential.password.len()) + 32;
+    let mut plain = Zeroizing::new(Vec::with_capacity(room));
+    serde_json::to_writer(
+        &mut *plain,
+        &Plain {
+            login: &credential.login,
+            password: credential.password.as_str(),
+        },
+    )
+    .context("cannot encode the credential")?;
+    Ok(plain)
 }
 
 fn encrypt(recipient: &age::x25519::Recipient, plain: &[u8]) -> anyhow::Result<String> {
@@ -154,6 +186,30 @@ mod tests {
         }
         let err = Vault::open(Some(&path), None).err().unwrap().to_string();
         assert!(err.contains("already exists"), "{err}");
+    }
+
+    #[test]
+    fn an_unused_vault_leaves_no_file_however_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cred.json");
+        let vault = Vault::open(Some(&path), None).unwrap();
+        assert!(path.exists());
+        drop(vault);
+        assert!(!path.exists(), "dropped on an error path");
+        Vault::open(Some(&path), None).unwrap().unwrap().discard();
+        assert!(!path.exists(), "discarded");
+    }
+
+    #[test]
+    fn the_stored_json_holds_login_and_password() {
+        let plain = plain_json(&Credential {
+            login: "a@b.c".into(),
+            password: zeroize::Zeroizing::new("p\"w".into()),
+        })
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(v["login"], "a@b.c");
+        assert_eq!(v["password"], "p\"w");
     }
 
     #[test]

@@ -78,6 +78,37 @@ fn every_write_command_is_refused_without_the_provisioning_switch() {
 }
 
 #[test]
+fn the_provisioning_flag_works_before_or_after_the_subcommand() {
+    let sim = sim(20, 2, 10);
+    let (g, u) = outsider(&sim);
+    let ent = format!("group:{g}:member");
+    let principal = format!("user:{u}");
+    let grant = ["grant", "--entitlement", &ent, "--principal", &principal];
+
+    let before = [&["--provisioning"][..], &grant[..]].concat();
+    let run = Host::for_sim(&sim).run(&before);
+    run.assert_ok();
+    assert_eq!(run.stdout.trim(), format!("granted {ent}:{principal}"));
+
+    let after = [&grant[..], &["--provisioning"][..]].concat();
+    let run = Host::for_sim(&sim).run(&after);
+    run.assert_ok();
+    assert_eq!(
+        run.stdout.trim(),
+        format!("already granted {ent}:{principal}")
+    );
+
+    // An explicit value still turns it off, whatever the environment says.
+    let off = [&["--provisioning=false"][..], &grant[..]].concat();
+    let run = provisioning(&sim).run(&off);
+    assert!(
+        run.error_line().contains("provisioning is off"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn grant_then_already_granted() {
     let sim = sim(30, 2, 20);
     let (g, u) = outsider(&sim);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
+use zeroize::Zeroizing;
 
 use crate::types::ConfigField;
 
@@ -22,32 +23,15 @@ pub struct Resolved {
     pub secrets: Secrets,
 }
 
-/// Secret values, held only to scrub them from text the host shows.
-#[derive(Clone, Default)]
-pub struct Secrets(Vec<String>);
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} hidden)", self.0.len())
-    }
-}
-
-impl Secrets {
-    pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.0 {
-            // Short values would scrub ordinary words; a secret that short is
-            // not worth hiding from the logs and would ruin every message.
-            if s.len() >= 4 {
-                out = out.replace(s.as_str(), "[redacted]");
-            }
-        }
-        out
-    }
-}
+pub use crate::secrets::Secrets;
 
 /// `flags` are the `NAME=VALUE` strings given on the command line; `env`
 /// looks a variable up (the process environment in production).
+///
+/// A secret is never taken as a literal flag value: every local user can read
+/// a process's command line. It comes from its variable, or from a file
+/// named as `NAME=@FILE` (how Kubernetes mounts a Secret), which any setting
+/// may use.
 pub fn resolve(
     schema: &[ConfigField],
     flags: &[String],
@@ -56,20 +40,30 @@ pub fn resolve(
     let mut given: BTreeMap<String, String> = BTreeMap::new();
     for flag in flags {
         let Some((name, value)) = flag.split_once('=') else {
-            bail!("--config {flag:?} is not NAME=VALUE");
+            // Not echoed: a flag without `=` may be a value pasted alone.
+            bail!("a --config flag has no '=': write it as NAME=VALUE (or NAME=@FILE)");
         };
         let name = name.trim();
-        if !schema.iter().any(|f| f.name == name) {
+        let Some(field) = schema.iter().find(|f| f.name == name) else {
             let known: Vec<&str> = schema.iter().map(|f| f.name.as_str()).collect();
             bail!(
                 "--config {name}: this connector has no such setting (it knows: {})",
                 known.join(", ")
             );
-        }
-        given.insert(name.to_string(), value.to_string());
+        };
+        let value = match value.strip_prefix('@') {
+            Some(path) => read_value_file(name, path)?,
+            None if field.secret => bail!(
+                "--config {name}: a secret is not taken on the command line, where every local user can read it: set {} or pass --config {name}=@FILE to read it from a file",
+                env_name(name)
+            ),
+            None => value.to_string(),
+        };
+        given.insert(name.to_string(), value);
     }
 
     let mut resolved = Resolved::default();
+    let mut secret_values = Vec::new();
     for field in schema {
         let value = given
             .remove(&field.name)
@@ -78,10 +72,11 @@ pub fn resolve(
         let Some(value) = value else {
             if field.required {
                 bail!(
-                    "missing setting {}: pass --config {}=… or set {} ({})",
-                    field.name,
+                    "missing setting {}: set {} or pass --config {}={} ({})",
                     field.name,
                     env_name(&field.name),
+                    field.name,
+                    if field.secret { "@FILE" } else { "…" },
                     field.description
                 );
             }
@@ -100,11 +95,40 @@ pub fn resolve(
             );
         }
         if field.secret {
-            resolved.secrets.0.push(value.clone());
+            secret_values.push(Zeroizing::new(value.clone()));
         }
         resolved.values.insert(field.name.clone(), value);
     }
+    let companions = schema
+        .iter()
+        .filter(|f| !f.secret)
+        .filter_map(|f| resolved.values.get(&f.name).map(String::as_str));
+    resolved.secrets = Secrets::new(secret_values.iter().map(|s| s.as_str()), companions);
     Ok(resolved)
+}
+
+/// The value of `NAME=@FILE`: the file's content without the line ending an
+/// editor or `echo` leaves.
+fn read_value_file(name: &str, path: &str) -> anyhow::Result<String> {
+    if path.is_empty() {
+        bail!("--config {name}=@: name the file after the @ (--config {name}=@/path/to/file)");
+    }
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "--config {name}=@{path}: cannot read the file ({e}); check the path and its permissions, or set {} instead",
+            env_name(name)
+        )
+    })?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "--config {name}=@{path}: the file is not UTF-8 text; write the value as plain text"
+        )
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        bail!("--config {name}=@{path}: the file is empty; write the value into it");
+    }
+    Ok(value.to_string())
 }
 
 #[cfg(test)]
@@ -175,12 +199,8 @@ mod tests {
 
     #[test]
     fn values_outside_the_allowed_set_are_refused() {
-        let flags = [
-            "ic-client-id=a".into(),
-            "ic-client-secret=b".into(),
-            "environment=mars".into(),
-        ];
-        let msg = resolve(&schema(), &flags, |_| None)
+        let flags = ["ic-client-id=a".into(), "environment=mars".into()];
+        let msg = resolve(&schema(), &flags, secret_in_env)
             .unwrap_err()
             .to_string();
         assert!(
@@ -201,11 +221,93 @@ mod tests {
     fn secrets_are_not_echoed_in_errors() {
         let mut s = schema();
         s[1].allowed_values = vec!["x".into()];
+        let msg = resolve(&s, &["ic-client-id=a".into()], secret_in_env)
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("s3cret-value"), "{msg}");
+    }
+
+    fn secret_in_env(k: &str) -> Option<String> {
+        (k == "BATON_IC_CLIENT_SECRET").then(|| "s3cret-value".to_string())
+    }
+
+    #[test]
+    fn a_secret_on_the_command_line_is_refused_with_both_ways_to_give_it() {
         let flags = [
             "ic-client-id=a".into(),
-            "ic-client-secret=topsecretvalue".into(),
+            "ic-client-secret=hunter2hunter2".into(),
         ];
-        let msg = resolve(&s, &flags, |_| None).unwrap_err().to_string();
-        assert!(!msg.contains("topsecretvalue"), "{msg}");
+        let msg = resolve(&schema(), &flags, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("BATON_IC_CLIENT_SECRET") && msg.contains("ic-client-secret=@FILE"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn a_flag_without_equals_is_not_echoed() {
+        let msg = resolve(&schema(), &["hunter2hunter2".into()], |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !msg.contains("hunter2") && msg.contains("NAME=@FILE"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn at_file_reads_the_value_without_its_line_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-a-mounted-file\n").unwrap();
+        let flags = [
+            "ic-client-id=a".into(),
+            format!("ic-client-secret=@{}", path.display()),
+        ];
+        let r = resolve(&schema(), &flags, |_| None).unwrap();
+        assert_eq!(r.values["ic-client-secret"], "from-a-mounted-file");
+        assert_eq!(r.secrets.scrub("from-a-mounted-file"), "[redacted]");
+        // Not only secrets: any setting may come from a file.
+        std::fs::write(&path, "eu1").unwrap();
+        let flags = [format!("environment=@{}", path.display())];
+        let r = resolve(&schema(), &flags, secret_in_env_and_id).unwrap();
+        assert_eq!(r.values["environment"], "eu1");
+    }
+
+    fn secret_in_env_and_id(k: &str) -> Option<String> {
+        secret_in_env(k).or_else(|| (k == "BATON_IC_CLIENT_ID").then(|| "id".to_string()))
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_file_is_one_line_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let flags = [format!("ic-client-secret=@{}", missing.display())];
+        let msg = resolve(&schema(), &flags, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("ic-client-secret") && msg.contains("cannot read") && !msg.contains('\n'),
+            "{msg}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let flags = [format!("ic-client-secret=@{}", empty.display())];
+        let msg = resolve(&schema(), &flags, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("empty"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_are_hidden_in_their_basic_auth_pairing_with_other_settings() {
+        use base64::Engine as _;
+        let r = resolve(&schema(), &["ic-client-id=client-42".into()], secret_in_env).unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode("client-42:s3cret-value");
+        assert_eq!(r.secrets.scrub(&basic), "[redacted]");
     }
 }

@@ -37,6 +37,7 @@ mod errors;
 mod instance;
 pub mod outbound;
 mod retry;
+pub mod secrets;
 pub mod sync;
 mod types;
 

@@ -1,0 +1,311 @@
+//! Keeping configured secrets out of everything the host shows.
+//!
+//! A component is not trusted to scrub its own messages, and what it quotes
+//! may hold a secret re-encoded (a JSON string, a URL, an HTTP Basic header)
+//! or cut short at a length limit. So the host looks for every common form of
+//! each secret, and for pieces of those forms, not just the plain value.
+//!
+//! The rule for pieces: any run of [`MIN_RUN`] or more characters of a form
+//! is redacted, and so is a shorter prefix (down to [`MIN_LEN`]) that ends the
+//! text or stands right before an ellipsis, where a quote was cut. Eight
+//! characters keep ordinary words and ids from being taken for a secret (a
+//! secret is random, a run of eight of it does not occur by chance) while
+//! leaving at most seven characters of one that straddles a cut in some other
+//! way, too few to matter for secrets of the usual 20 to 64 characters.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use zeroize::Zeroizing;
+
+/// Shorter values are not scrubbed: they would hit ordinary words and ruin
+/// every message, and a secret that short protects nothing anyway.
+pub const MIN_LEN: usize = 4;
+/// The shortest run of a secret that is redacted wherever it appears.
+pub const MIN_RUN: usize = 8;
+
+const REDACTED: &str = "[redacted]";
+
+/// RFC 3986's unreserved characters stay as they are in most URL encoders.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Secret values, in every form worth looking for, held only to scrub them
+/// from text the host shows. Zeroized when dropped.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    forms: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} forms hidden)", self.forms.len())
+    }
+}
+
+impl Secrets {
+    /// `secrets` are the values to hide; `companions` are the other settings'
+    /// values, which a component may pair with a secret as `id:secret` in an
+    /// HTTP Basic header (the base64 of the whole pair is hidden, so none of
+    /// its characters tells anything of the secret).
+    pub fn new<'a>(
+        secrets: impl IntoIterator<Item = &'a str>,
+        companions: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Secrets {
+        let mut forms: Vec<Zeroizing<String>> = Vec::new();
+        for secret in secrets {
+            if secret.len() < MIN_LEN {
+                continue;
+            }
+            forms.extend(encodings(secret).into_iter().map(Zeroizing::new));
+            for id in companions.clone() {
+                let pair = Zeroizing::new(format!("{id}:{secret}"));
+                forms.push(Zeroizing::new(STANDARD.encode(pair.as_bytes())));
+                forms.push(Zeroizing::new(URL_SAFE.encode(pair.as_bytes())));
+            }
+        }
+        forms.sort();
+        forms.dedup();
+        Secrets { forms }
+    }
+
+    /// No secret to hide.
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
+    }
+
+    /// `text` with every form of every secret, and every piece of one by the
+    /// rule above, replaced by `[redacted]`.
+    pub fn scrub(&self, text: &str) -> String {
+        if self.forms.is_empty() {
+            return text.to_string();
+        }
+        let bytes = text.as_bytes();
+        let mut hidden = vec![false; bytes.len()];
+        for form in &self.forms {
+            mark(bytes, form.as_bytes(), &mut hidden);
+        }
+        if !hidden.contains(&true) {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut in_secret = false;
+        for (i, c) in text.char_indices() {
+            // A character is hidden when any of its bytes is.
+            if hidden[i..i + c.len_utf8()].contains(&true) {
+                if !in_secret {
+                    out.push_str(REDACTED);
+                }
+                in_secret = true;
+            } else {
+                out.push(c);
+                in_secret = false;
+            }
+        }
+        out
+    }
+}
+
+/// The forms a component may print a secret in: as is, JSON-escaped,
+/// percent-encoded (every common flavour), and base64 at each of the three
+/// alignments it can take inside a longer encoded string.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut out = vec![secret.to_string()];
+    if let Ok(json) = serde_json::to_string(secret) {
+        let inner = &json[1..json.len() - 1];
+        out.push(inner.to_string());
+        out.push(inner.replace('/', "\\/"));
+    }
+    let percent = utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string();
+    out.push(lower_hex(&percent));
+    out.push(percent);
+    let percent = utf8_percent_encode(secret, NOT_UNRESERVED).to_string();
+    out.push(lower_hex(&percent));
+    out.push(percent);
+    out.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+    for engine in [&STANDARD, &URL_SAFE] {
+        for offset in 0..3 {
+            let mut shifted = Zeroizing::new(vec![0u8; offset]);
+            shifted.extend_from_slice(secret.as_bytes());
+            let encoded = Zeroizing::new(engine.encode(&*shifted));
+            // The first group mixes in the bytes before the secret and the
+            // last one those after it; only the groups between are certain.
+            let start = if offset == 0 { 0 } else { 4 };
+            let end = encoded.len().saturating_sub(4);
+            if end > start {
+                out.push(encoded[start..end].to_string());
+            }
+            if offset == 0 {
+                out.push(encoded.trim_end_matches('=').to_string());
+            }
+        }
+    }
+    out.retain(|f| f.len() >= MIN_LEN);
+    out
+}
+
+/// `%2f` as well as `%2F`: encoders differ.
+fn lower_hex(percent: &str) -> String {
+    let mut out = String::with_capacity(percent.len());
+    let mut after_percent = 0;
+    for c in percent.chars() {
+        if after_percent > 0 {
+            out.push(c.to_ascii_lowercase());
+            after_percent -= 1;
+        } else {
+            out.push(c);
+        }
+        if c == '%' {
+            after_percent = 2;
+        }
+    }
+    out
+}
+
+/// Marks in `hidden` every byte of `text` covered by a run of `form`, or by a
+/// prefix of it cut short at the end of the text or before an ellipsis.
+fn mark(text: &[u8], form: &[u8], hidden: &mut [bool]) {
+    let run = MIN_RUN.min(form.len());
+    if text.len() < MIN_LEN {
+        return;
+    }
+    let runs: std::collections::HashSet<&[u8]> = form.windows(run).collect();
+    if text.len() >= run {
+        for (at, window) in text.windows(run).enumerate() {
+            if runs.contains(window) {
+                hidden[at..at + run].fill(true);
+            }
+        }
+    }
+    for cut in cut_points(text) {
+        for len in MIN_LEN..run {
+            if len <= cut && form.starts_with(&text[cut - len..cut]) {
+                hidden[cut - len..cut].fill(true);
+            }
+        }
+    }
+}
+
+/// Where a quote may have been cut: the end of the text and every ellipsis.
+fn cut_points(text: &[u8]) -> Vec<usize> {
+    const ELLIPSIS: &[u8] = "…".as_bytes();
+    let mut cuts: Vec<usize> = text
+        .windows(ELLIPSIS.len())
+        .enumerate()
+        .filter(|(_, w)| *w == ELLIPSIS)
+        .map(|(at, _)| at)
+        .collect();
+    cuts.extend(
+        text.windows(3)
+            .enumerate()
+            .filter(|(_, w)| *w == b"...")
+            .map(|(at, _)| at),
+    );
+    cuts.push(text.len());
+    cuts
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const SECRET: &str = "Zq8/vN+3kT@p!x92LmW0&rY=";
+
+    fn secrets() -> Secrets {
+        Secrets::new([SECRET], ["client-7f3a", "na1"])
+    }
+
+    fn assert_no_piece(text: &str) {
+        for run in SECRET.as_bytes().windows(MIN_RUN) {
+            let run = std::str::from_utf8(run).unwrap_or_default();
+            assert!(!text.contains(run), "{run:?} left in {text:?}");
+        }
+    }
+
+    #[test]
+    fn the_plain_value_is_hidden() {
+        let out = secrets().scrub(&format!("bad secret {SECRET} given"));
+        assert_eq!(out, "bad secret [redacted] given");
+    }
+
+    #[test]
+    fn a_value_cut_short_before_an_ellipsis_or_the_end_is_hidden() {
+        for keep in [4, 5, 7, 8, 12, SECRET.len() - 1] {
+            let cut = &SECRET[..keep];
+            let out = secrets().scrub(&format!("Ironclad said: {cut}…"));
+            assert_eq!(out, "Ironclad said: [redacted]…", "{keep}");
+            let out = secrets().scrub(&format!("Ironclad said: {cut}"));
+            assert_eq!(out, "Ironclad said: [redacted]", "{keep}");
+        }
+    }
+
+    #[test]
+    fn any_run_of_eight_characters_is_hidden_anywhere() {
+        let piece = &SECRET[5..17];
+        let out = secrets().scrub(&format!("x {piece} y"));
+        assert_eq!(out, "x [redacted] y");
+        // Seven characters in the middle of a word are left: too short to
+        // tell a secret from an ordinary word.
+        let out = secrets().scrub(&format!("x {} y", &SECRET[5..12]));
+        assert_eq!(out, format!("x {} y", &SECRET[5..12]));
+    }
+
+    #[test]
+    fn json_escaped_and_percent_encoded_forms_are_hidden() {
+        let json = serde_json::to_string(SECRET).unwrap();
+        let out = secrets().scrub(&format!(r#"{{"secret":{json}}}"#));
+        assert_eq!(out, r#"{"secret":"[redacted]"}"#);
+        let escaped = serde_json::to_string(&format!("quote: {SECRET}")).unwrap();
+        assert_no_piece(&secrets().scrub(&escaped));
+
+        let upper = utf8_percent_encode(SECRET, NON_ALPHANUMERIC).to_string();
+        for encoded in [
+            upper.clone(),
+            lower_hex(&upper),
+            utf8_percent_encode(SECRET, NOT_UNRESERVED).to_string(),
+            url::form_urlencoded::byte_serialize(SECRET.as_bytes()).collect(),
+        ] {
+            let out = secrets().scrub(&format!("GET /token?client_secret={encoded}&x=1"));
+            assert_eq!(out, "GET /token?client_secret=[redacted]&x=1", "{encoded}");
+        }
+    }
+
+    #[test]
+    fn base64_of_id_and_secret_is_hidden_whole() {
+        let basic = STANDARD.encode(format!("client-7f3a:{SECRET}"));
+        let out = secrets().scrub(&format!("Authorization: Basic {basic} refused"));
+        assert_eq!(out, "Authorization: Basic [redacted] refused");
+        // With an id the host does not know, what encodes the secret is
+        // still hidden, whatever its alignment: at most the one group of four
+        // characters it shares with the id, and the last group, are left.
+        for id in ["u", "us", "use", "someone-else"] {
+            let basic = URL_SAFE.encode(format!("{id}:{SECRET}"));
+            let out = secrets().scrub(&basic);
+            let at = out.find(REDACTED).unwrap();
+            let id_groups = (id.len() + 1) / 3 * 4;
+            assert!(at <= id_groups + 4, "{id}: {out}");
+            assert!(out.len() - at - REDACTED.len() <= 4, "{id}: {out}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_and_short_values_are_left_alone() {
+        let s = Secrets::new(["abc", "longer-secret-value"], ["id"]);
+        let text = "abc is fine, so is longer- and value";
+        assert_eq!(s.scrub(text), text);
+        assert_eq!(Secrets::default().scrub("anything"), "anything");
+        assert!(format!("{:?}", secrets()).contains("hidden"));
+        assert!(!format!("{:?}", secrets()).contains(SECRET));
+    }
+
+    #[test]
+    fn non_ascii_text_around_a_secret_stays_whole() {
+        let s = Secrets::new(["clé-secrète-été"], []);
+        assert_eq!(s.scrub("é clé-secrète-été é"), "é [redacted] é");
+        assert_eq!(s.scrub("ééé"), "ééé");
+    }
+}
