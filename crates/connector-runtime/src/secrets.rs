@@ -67,8 +67,8 @@ impl Secrets {
                 forms.push(Zeroizing::new(URL_SAFE.encode(pair.as_bytes())));
             }
         }
-        forms.sort();
-        forms.dedup();
+        forms.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        forms.dedup_by(|a, b| a.as_str() == b.as_str());
         Secrets { forms }
     }
 
