@@ -2,7 +2,6 @@
 //! secrets' scrubber, so a secret a component quotes in an error that is
 //! logged (a retried page, a refused request) never reaches stderr either.
 
-use std::io::Write as _;
 use std::sync::RwLock;
 
 use connector_runtime::config::Secrets;
