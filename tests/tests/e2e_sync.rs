@@ -272,11 +272,14 @@ fn config_flags_work_like_the_environment() {
     let sim = sim(30, 2, 10);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.json");
+    // The secret comes from a file, as a mounted Kubernetes Secret would.
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", sim.client_secret())).unwrap();
     let run = Host::new().run(&[
         "--config",
         &format!("ic-client-id={}", sim.client_id()),
         "--config",
-        &format!("ic-client-secret={}", sim.client_secret()),
+        &format!("ic-client-secret=@{}", secret.display()),
         "--config",
         &format!("as-user-email={}", sim.admin_email()),
         "--config",
