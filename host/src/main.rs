@@ -15,9 +15,9 @@ use clap::{Parser, Subcommand};
 
 use connector_runtime::config::{self, Secrets};
 use connector_runtime::{
-    allow_list, outbound, sync, AccountInfo, AccountProfile, Connector, CreateAccountOutcome,
-    CredentialOption, Engine, EngineConfig, GrantOutcome, Limits, Metadata, RandomPassword,
-    RetryPolicy, RevokeOutcome, TypeInfo,
+    allow_list, outbound, sync, AccountInfo, AccountProfile, Bounds, Connector,
+    CreateAccountOutcome, CredentialOption, Engine, EngineConfig, GrantOutcome, Limits, Metadata,
+    RandomPassword, RetryPolicy, RevokeOutcome, TypeInfo,
 };
 use sync_store::c1z;
 use sync_store::ids;
@@ -65,6 +65,22 @@ struct Cli {
     /// Largest response body the component may read, in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     max_response_mb: u64,
+
+    /// Live WASI resources (handles) the component may hold at once.
+    #[arg(long, global = true, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_resources: u64,
+
+    /// Size of one set of HTTP header fields the component builds, in KiB.
+    #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    max_field_kb: u64,
+
+    /// Outgoing requests the component may have in flight at once.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent_requests: u64,
+
+    /// Memory the host may hold for the component (header fields, request body buffers), in MiB.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    max_host_mb: u64,
 
     /// An origin the component may reach, scheme://host[:port] or scheme://*.domain (repeatable).
     /// Narrows what the connector declares; default: exactly what it declares.
@@ -262,6 +278,12 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
         },
         max_response_bytes: cli.max_response_mb.saturating_mul(1 << 20),
+        bounds: Bounds {
+            max_resources: usize_of(cli.max_resources),
+            max_field_bytes: usize_of(cli.max_field_kb).saturating_mul(1 << 10),
+            max_concurrent_requests: usize_of(cli.max_concurrent_requests),
+            max_host_bytes: usize_of(cli.max_host_mb).saturating_mul(1 << 20),
+        },
     };
     let operator = if cli.allow_host.is_empty() {
         None
@@ -422,6 +444,10 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Checks made before the component is even loaded: the provisioning switch,

@@ -26,6 +26,7 @@
 
 pub mod allow_list;
 mod bindings;
+pub mod bounds;
 pub mod cache;
 pub mod config;
 mod connector;
@@ -35,9 +36,11 @@ mod errors;
 mod instance;
 pub mod outbound;
 mod retry;
+mod stdio;
 pub mod sync;
 mod types;
 
+pub use bounds::Bounds;
 pub use connector::{Connector, OpenError};
 pub use engine::{Component, Engine, EngineConfig};
 pub use errors::{CallError, LoadError};
