@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 
 use connector_runtime::config::{self, Secrets};
 use connector_runtime::{
-    allow_list, egress, outbound, sync, AccountInfo, AccountProfile, Connector,
+    allow_list, egress, outbound, sync, AccountInfo, AccountProfile, Bounds, Connector,
     CreateAccountOutcome, CredentialOption, Engine, EngineConfig, GrantOutcome, Limits, Metadata,
     OperatorEgress, RandomPassword, RetryPolicy, RevokeOutcome, TypeInfo,
 };
@@ -68,6 +68,22 @@ struct Cli {
     /// Largest response body the component may read, in MiB.
     #[arg(long, global = true, default_value_t = 64)]
     max_response_mb: u64,
+
+    /// Live WASI resources (handles) the component may hold at once.
+    #[arg(long, global = true, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_resources: u64,
+
+    /// Size of one set of HTTP header fields the component builds, in KiB.
+    #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    max_field_kb: u64,
+
+    /// Outgoing requests the component may have in flight at once.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent_requests: u64,
+
+    /// Memory the host may hold for the component (header fields, request body buffers), in MiB.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    max_host_mb: u64,
 
     /// Grant the component an origin, scheme://host[:port] or https://*.domain (repeatable), on top
     /// of its static patterns and origin settings. A loopback or private address is reachable only
@@ -271,6 +287,12 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
         },
         max_response_bytes: cli.max_response_mb.saturating_mul(1 << 20),
+        bounds: Bounds {
+            max_resources: usize_of(cli.max_resources),
+            max_field_bytes: usize_of(cli.max_field_kb).saturating_mul(1 << 10),
+            max_concurrent_requests: usize_of(cli.max_concurrent_requests),
+            max_host_bytes: usize_of(cli.max_host_mb).saturating_mul(1 << 20),
+        },
     };
     let egress = OperatorEgress {
         allow: allow_list::AllowList::parse(&cli.allow_host)?,
@@ -438,6 +460,10 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Checks made before the component is even loaded: the provisioning switch,

@@ -126,6 +126,7 @@ impl Engine {
         };
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+        crate::bounds::add_to_linker(&mut linker).map_err(link)?;
         wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut HostState| {
             WasiConfig::from(&s.config)
         })

@@ -100,6 +100,22 @@ pub enum CallError {
         /// The export called.
         call: &'static str,
     },
+    /// The component went past a bound on what the host holds for it.
+    #[error("the component was stopped in {call} for going past the host's limit of {limit}: a bug in the component (report it to its authors), or raise that limit")]
+    LimitExceeded {
+        /// The export called.
+        call: &'static str,
+        /// Which bound.
+        limit: crate::bounds::Exceeded,
+    },
+    /// The component called `wasi:cli/exit`.
+    #[error("the component called exit({status}) in {call} instead of returning an error: report it to the connector's authors")]
+    Exited {
+        /// The export called.
+        call: &'static str,
+        /// The status it gave.
+        status: i32,
+    },
     /// Any other trap or host failure.
     #[error("the component failed in {call}: {message}")]
     Trapped {

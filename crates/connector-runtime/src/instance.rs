@@ -1,8 +1,9 @@
 //! One sandboxed instance: an empty WASI context (no environment, no files,
 //! no sockets), its configuration through `wasi:config`, outbound HTTP
-//! through [`Outbound`], a memory cap and a deadline per call. After a trap
-//! or a timeout it refuses further calls: a trapped store may be in any
-//! state.
+//! through [`Outbound`], a memory cap and a deadline per call, bounds on
+//! what the host holds for it ([`Bounds`]), and its stdout and stderr as log
+//! lines. After a trap or a timeout it refuses further calls: a trapped
+//! store may be in any state.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{v0_1, v0_2};
+use crate::bounds::{Bounded as _, BoundedHooks, Bounds};
 use crate::egress::Policy;
 use crate::engine::{first_line, Component, Pre, EPOCH_TICK};
 use crate::errors::CallError;
 use crate::outbound::{Outbound, Timeouts};
+use crate::stdio::{ComponentLog, Stream};
 use crate::types::ConnectorError;
 
 /// What one instance may use.
@@ -32,6 +35,8 @@ pub struct Limits {
     pub http: Timeouts,
     /// Largest response body the component may read.
     pub max_response_bytes: u64,
+    /// What the host may hold for the instance beyond its linear memory.
+    pub bounds: Bounds,
 }
 
 impl Default for Limits {
@@ -41,6 +46,7 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(300),
             http: Timeouts::default(),
             max_response_bytes: 64 << 20,
+            bounds: Bounds::default(),
         }
     }
 }
@@ -48,11 +54,12 @@ impl Default for Limits {
 /// A store's host side.
 pub struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     http: WasiHttpCtx,
-    outbound: Outbound,
+    outbound: BoundedHooks<Outbound>,
     pub(crate) config: WasiConfigVariables,
     limits: StoreLimits,
+    pub(crate) bounds: Bounds,
 }
 
 impl WasiView for HostState {
@@ -85,6 +92,7 @@ pub(crate) struct Instance {
     store: Store<HostState>,
     bindings: Bindings,
     call_timeout: Duration,
+    bounds: Bounds,
     poisoned: bool,
     requests: Arc<AtomicU64>,
 }
@@ -97,15 +105,39 @@ impl Instance {
         limits: &Limits,
         config: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Instance, CallError> {
+        let config: Vec<(String, String)> = config.into_iter().collect();
+        // No environment, arguments or stdin (the builder's defaults: empty,
+        // and a stdin at end of file); stdout and stderr become log lines.
+        let scrub: Arc<[String]> = config
+            .iter()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v.len() >= 8)
+            .collect();
+        let config: WasiConfigVariables = config.into_iter().collect();
+        let name: Arc<str> = component
+            .path()
+            .file_stem()
+            .map_or("component".into(), |s| s.to_string_lossy())
+            .into();
         let mut wasi = WasiCtx::builder();
         wasi.allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            .stdout(ComponentLog::new(
+                name.clone(),
+                Stream::Stdout,
+                scrub.clone(),
+            ))
+            .stderr(ComponentLog::new(name, Stream::Stderr, scrub));
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.bounds.max_resources);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.bounds.max_field_bytes);
         let requests = Arc::new(AtomicU64::new(0));
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             outbound: Outbound::new(
                 Policy::deny_all(),
                 crate::outbound::Limits {
@@ -113,12 +145,14 @@ impl Instance {
                     max_body_bytes: limits.max_response_bytes,
                 },
                 requests.clone(),
-            ),
-            config: config.into_iter().collect(),
+            )
+            .bounded(&limits.bounds),
+            config,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .trap_on_grow_failure(true)
                 .build(),
+            bounds: limits.bounds,
         };
         let mut store = Store::new(&component.engine.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -143,13 +177,14 @@ impl Instance {
             store,
             bindings,
             call_timeout: limits.call_timeout,
+            bounds: limits.bounds,
             poisoned: false,
             requests,
         })
     }
 
     pub(crate) fn set_policy(&mut self, policy: Policy) {
-        self.store.data_mut().outbound.set_policy(policy);
+        self.store.data_mut().outbound.inner.set_policy(policy);
     }
 
     /// Outbound requests this instance has made.
@@ -178,7 +213,7 @@ impl Instance {
             Ok(Ok(r)) => r.map_err(CallError::Connector),
             Ok(Err(trap)) => {
                 self.poisoned = true;
-                Err(describe_trap(name, &trap, self.call_timeout))
+                Err(describe_trap(name, &trap, self.call_timeout, &self.bounds))
             }
             Err(_) => {
                 self.poisoned = true;
@@ -195,7 +230,21 @@ fn ticks(d: Duration) -> u64 {
     (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
-fn describe_trap(name: &'static str, err: &wasmtime::Error, timeout: Duration) -> CallError {
+fn describe_trap(
+    name: &'static str,
+    err: &wasmtime::Error,
+    timeout: Duration,
+    bounds: &Bounds,
+) -> CallError {
+    if let Some(limit) = bounds.exceeded_by(err) {
+        return CallError::LimitExceeded { call: name, limit };
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return CallError::Exited {
+            call: name,
+            status: exit.0,
+        };
+    }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => CallError::Timeout {

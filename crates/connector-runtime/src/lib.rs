@@ -27,6 +27,7 @@
 
 pub mod allow_list;
 mod bindings;
+pub mod bounds;
 pub mod cache;
 pub mod config;
 mod connector;
@@ -38,9 +39,11 @@ mod instance;
 pub mod outbound;
 mod retry;
 pub mod secrets;
+mod stdio;
 pub mod sync;
 mod types;
 
+pub use bounds::Bounds;
 pub use connector::{Connector, OpenError};
 pub use egress::OperatorEgress;
 pub use engine::{Component, Engine, EngineConfig};
