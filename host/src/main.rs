@@ -316,11 +316,9 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let (meta, types) = component.metadata(&limits).await?;
 
     if let Command::Metadata = cli.command {
-        // What the component may reach with the settings given so far (or
-        // the defaults alone, when they are not complete yet).
-        let settings = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())
-            .map(|r| r.values)
-            .unwrap_or_else(|_| partial_settings(&meta, &cli.config));
+        // What the component may reach with the settings given so far,
+        // complete or not.
+        let settings = config::partial(&meta.config_schema, &cli.config, |k| std::env::var(k).ok());
         let policy = egress::Policy::plan(&meta, &settings, &egress)?;
         let doc = metadata_json(&meta, &types, &policy);
         emit(&serde_json::to_string_pretty(&doc)?);
@@ -504,30 +502,6 @@ fn discard(vault: Option<provision::Vault>) {
     if let Some(v) = vault {
         v.discard();
     }
-}
-
-/// The settings given so far, over the defaults, for `metadata` to show
-/// what they grant before the configuration is complete. Secrets are left
-/// out: they never fill an egress pattern.
-fn partial_settings(
-    meta: &Metadata,
-    flags: &[String],
-) -> std::collections::BTreeMap<String, String> {
-    let mut settings = std::collections::BTreeMap::new();
-    for field in meta.config_schema.iter().filter(|f| !f.secret) {
-        let given = flags.iter().rev().find_map(|flag| {
-            let (name, value) = flag.split_once('=')?;
-            (name.trim() == field.name).then(|| value.to_string())
-        });
-        let value = given
-            .or_else(|| std::env::var(config::env_name(&field.name)).ok())
-            .filter(|v| !v.is_empty())
-            .or_else(|| field.default.clone());
-        if let Some(value) = value {
-            settings.insert(field.name.clone(), value);
-        }
-    }
-    settings
 }
 
 /// Prints JSON on stdout, exact; a closed pipe (`| head`) is not an error.

@@ -228,25 +228,20 @@ fn grants_with_colons_in_their_ids_are_granted_and_revoked_from_the_cli() {
 
     // Granted back by the entitlement id (escaped) and the principal (TYPE:ID,
     // the id raw after the first colon).
-    let run = provisioning().run(&[
-        "grant",
-        "--entitlement",
-        r"group:a\:member\:user\:b:member",
-        "--principal",
-        &format!("user:{PLAIN_USER}"),
-    ]);
-    run.assert_ok();
-    assert_eq!(run.stdout.trim(), format!("granted {COLLIDING_B}"));
+    let grant_back = || {
+        let run = provisioning().run(&[
+            "grant",
+            "--entitlement",
+            r"group:a\:member\:user\:b:member",
+            "--principal",
+            &format!("user:{PLAIN_USER}"),
+        ]);
+        run.assert_ok();
+        run.stdout.trim().to_string()
+    };
+    assert_eq!(grant_back(), format!("granted {COLLIDING_B}"));
     assert!(members(COLLIDING_GROUP).contains(&PLAIN_USER.to_string()));
-    let run = provisioning().run(&[
-        "grant",
-        "--entitlement",
-        r"group:a\:member\:user\:b:member",
-        "--principal",
-        &format!("user:{PLAIN_USER}"),
-    ]);
-    run.assert_ok();
-    assert_eq!(run.stdout.trim(), format!("already granted {COLLIDING_B}"));
+    assert_eq!(grant_back(), format!("already granted {COLLIDING_B}"));
 
     // The unescaped join is refused with a line that says how to write it.
     let run = provisioning().run(&["revoke", "--grant", "group:a:member:user:b:member:user:c"]);

@@ -65,11 +65,7 @@ pub fn resolve(
     let mut resolved = Resolved::default();
     let mut secret_values = Vec::new();
     for field in schema {
-        let value = given
-            .remove(&field.name)
-            .or_else(|| env(&env_name(&field.name)).filter(|v| !v.is_empty()))
-            .or_else(|| field.default.clone());
-        let Some(value) = value else {
+        let Some(value) = value_of(field, &mut given, &env) else {
             if field.required {
                 bail!(
                     "missing setting {}: set {} or pass --config {}={} ({})",
@@ -105,6 +101,45 @@ pub fn resolve(
         .filter_map(|f| resolved.values.get(&f.name).map(String::as_str));
     resolved.secrets = Secrets::new(secret_values.iter().map(|s| s.as_str()), companions);
     Ok(resolved)
+}
+
+/// A field's value: its flag, else its variable, else its default.
+fn value_of(
+    field: &ConfigField,
+    given: &mut BTreeMap<String, String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    given
+        .remove(&field.name)
+        .or_else(|| env(&env_name(&field.name)).filter(|v| !v.is_empty()))
+        .or_else(|| field.default.clone())
+}
+
+/// The non-secret settings given so far, over the defaults, from a
+/// configuration that may not be complete or valid yet: what `metadata`
+/// needs to show what they would grant. Flags that [`resolve`] would refuse
+/// are left out rather than reported.
+pub fn partial(
+    schema: &[ConfigField],
+    flags: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
+    let mut given: BTreeMap<String, String> = flags
+        .iter()
+        .filter_map(|flag| {
+            let (name, value) = flag.split_once('=')?;
+            let value = match value.strip_prefix('@') {
+                Some(path) => read_value_file(name.trim(), path).ok()?,
+                None => value.to_string(),
+            };
+            Some((name.trim().to_string(), value))
+        })
+        .collect();
+    schema
+        .iter()
+        .filter(|f| !f.secret)
+        .filter_map(|f| Some((f.name.clone(), value_of(f, &mut given, &env)?)))
+        .collect()
 }
 
 /// The value of `NAME=@FILE`: the file's content without the line ending an
@@ -152,6 +187,25 @@ mod tests {
             allowed_values: allowed.iter().map(|s| s.to_string()).collect(),
             kind: crate::types::FieldKind::Text,
         }
+    }
+
+    #[test]
+    fn partial_settings_need_no_complete_configuration_and_leave_secrets_out() {
+        let flags = vec![
+            "environment=eu1".to_string(),
+            "ic-client-secret=hunter2hunter2".to_string(),
+        ];
+        let got = partial(&schema(), &flags, |_| None);
+        assert_eq!(got.get("environment").map(String::as_str), Some("eu1"));
+        assert!(!got.contains_key("ic-client-secret"));
+        assert!(!got.contains_key("ic-client-id"), "missing, not an error");
+        let env = |k: &str| (k == "BATON_IC_CLIENT_ID").then(|| "from-env".to_string());
+        let got = partial(&schema(), &[], env);
+        assert_eq!(
+            got.get("ic-client-id").map(String::as_str),
+            Some("from-env")
+        );
+        assert_eq!(got.get("environment").map(String::as_str), Some("na1"));
     }
 
     fn schema() -> Vec<ConfigField> {

@@ -2,6 +2,7 @@
 //! whichever contract version the component was built for.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sync_store::ids::{EntitlementId, GrantId};
 use sync_store::model::ResourceId;
@@ -84,7 +85,8 @@ async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError>
 /// fixed when it opens, from what the operator gave (see [`crate::egress`]).
 pub struct Connector {
     inst: Instance,
-    policy: Policy,
+    /// Shared with the instance's outbound layer, which enforces it.
+    policy: Arc<Policy>,
 }
 
 /// Why a connector could not be opened.
@@ -157,6 +159,7 @@ impl Connector {
         for line in policy.describe() {
             tracing::info!("egress: {line}");
         }
+        let policy = Arc::new(policy);
         inst.set_policy(policy.clone());
         Ok(Connector { inst, policy })
     }

@@ -183,7 +183,7 @@ impl Instance {
         })
     }
 
-    pub(crate) fn set_policy(&mut self, policy: Policy) {
+    pub(crate) fn set_policy(&mut self, policy: Arc<Policy>) {
         self.store.data_mut().outbound.inner.set_policy(policy);
     }
 

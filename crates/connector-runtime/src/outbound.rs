@@ -77,8 +77,8 @@ impl Outbound {
         }
     }
 
-    pub fn set_policy(&mut self, policy: Policy) {
-        self.policy = Arc::new(policy);
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
     }
 }
 
