@@ -45,7 +45,7 @@ struct Cli {
     #[arg(long, global = true, default_value = "info", env = "CONNECTOR_LOG")]
     log_level: String,
 
-    /// Memory the component may use, in MiB.
+    /// Memory the component may use, in MiB: all its linear memories and tables together.
     #[arg(long, global = true, default_value_t = 256)]
     memory_mb: usize,
 
@@ -280,6 +280,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let memory_bytes = cli.memory_mb.saturating_mul(1 << 20);
     let limits = Limits {
         memory_bytes,
+        caps: connector_runtime::Caps::default(),
         call_timeout: Duration::from_secs(cli.call_timeout_secs),
         http: outbound::Timeouts {
             connect: Duration::from_secs(cli.connect_timeout_secs),

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::{fixture_component, host_bin, Run};
+use common::{fixture_component, host_bin, wait4, Run};
 
 /// The instance's memory limit in these runs.
 const MEMORY_MIB: u64 = 32;
@@ -150,19 +150,6 @@ fn rogue(behaviour: &str, extra: &[&str], env: &[(&str, &str)], stdin: &[u8]) ->
         },
         peak_rss_mib: peak_rss_kib / 1024,
     }
-}
-
-/// Reaps `pid` and answers its exit code and its own peak RSS in KiB
-/// (`ru_maxrss` of this one child, not of every child the tests ran).
-fn wait4(pid: u32) -> (Option<i32>, u64) {
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own unreaped child; both pointers are valid.
-    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid as libc::pid_t, "wait4 failed");
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, usage.ru_maxrss as u64)
 }
 
 #[test]

@@ -94,9 +94,22 @@ impl Engine {
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Component, LoadError> {
         check_header(path, bytes)?;
         let started = std::time::Instant::now();
-        let invalid = |e: wasmtime::Error| LoadError::Invalid {
-            path: path.to_path_buf(),
-            message: first_line(&format!("{e:#}")).to_string(),
+        let invalid = |e: wasmtime::Error| {
+            let text = format!("{e:#}");
+            let message = first_line(&text);
+            // The pool checks the shapes the component declares when it is
+            // linked, before any instance: the budget's refusal, said early.
+            const POOL: &str = "does not fit in pooling allocator requirements: ";
+            match message.split_once(POOL) {
+                Some((_, what)) => LoadError::TooBig {
+                    path: path.to_path_buf(),
+                    message: what.to_string(),
+                },
+                None => LoadError::Invalid {
+                    path: path.to_path_buf(),
+                    message: message.to_string(),
+                },
+            }
         };
         let (component, cached) = match &self.cache {
             Some(cache) => cache
@@ -174,11 +187,22 @@ fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {
         let n = config.max_instances.max(1);
         // A connector component holds a handful of core instances (its own
         // code and the WASI adapter's); anything far beyond is not one.
+        // The pool's per-instance shapes are the budget's caps, so the
+        // budget (which counts before the pool allocates) is what refuses,
+        // with its own words, whichever allocator runs.
+        let caps = crate::budget::Caps::default();
+        let per = |c: usize| u32::try_from(c).unwrap_or(u32::MAX);
         pool.total_component_instances(n)
-            .total_core_instances(n * 8)
-            .total_memories(n * 2)
-            .total_tables(n * 8)
+            .total_core_instances(n * per(caps.core_instances))
+            .total_memories(n * per(caps.memories))
+            .total_tables(n * per(caps.tables))
             .total_stacks(n)
+            .max_core_instances_per_component(per(caps.core_instances))
+            .max_memories_per_component(per(caps.memories))
+            .max_memories_per_module(per(caps.memories))
+            .max_tables_per_component(per(caps.tables))
+            .max_tables_per_module(per(caps.tables))
+            .table_elements(caps.table_elements)
             .max_memory_size(config.max_memory_bytes);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

@@ -43,6 +43,15 @@ pub enum LoadError {
         /// wasmtime's words.
         message: String,
     },
+    /// It declares more memories, tables or table entries, or larger ones,
+    /// than the host gives one instance (the pooling allocator's check).
+    #[error("{path} asks for more than the host gives one instance ({message}): not a component this host runs (--memory-mb raises the memory)")]
+    TooBig {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's words on what did not fit.
+        message: String,
+    },
     /// A component of another world.
     #[error("{path} is not a connector: it exports {exports} but not the idgov:connector interfaces (build it against wit/v0.2.0/connector.wit)")]
     NotAConnector {
@@ -115,6 +124,13 @@ pub enum CallError {
         call: &'static str,
         /// The status it gave.
         status: i32,
+    },
+    /// Instantiation failed: refused by the memory budget, or the
+    /// component's start code trapped.
+    #[error("the component could not start: {message}")]
+    Start {
+        /// What happened, one line.
+        message: String,
     },
     /// Any other trap or host failure.
     #[error("the component failed in {call}: {message}")]

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{v0_1, v0_2};
 use crate::bounds::{Bounded as _, BoundedHooks, Bounds};
+use crate::budget::{self, Budget, Caps};
 use crate::egress::Policy;
 use crate::engine::{first_line, Component, Pre, EPOCH_TICK};
 use crate::errors::CallError;
@@ -27,8 +28,11 @@ use crate::types::ConnectorError;
 /// What one instance may use.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Linear memory, in bytes (at most the engine's `max_memory_bytes`).
+    /// Every linear memory and table of the instance together, in bytes
+    /// (no one memory above the engine's `max_memory_bytes`).
     pub memory_bytes: usize,
+    /// How many memories, tables and core instances it may have.
+    pub caps: Caps,
     /// Bound on one call into the component, guest CPU and HTTP waits alike.
     pub call_timeout: Duration,
     /// Outbound timeouts.
@@ -43,6 +47,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: 256 << 20,
+            caps: Caps::default(),
             call_timeout: Duration::from_secs(300),
             http: Timeouts::default(),
             max_response_bytes: 64 << 20,
@@ -58,7 +63,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: BoundedHooks<Outbound>,
     pub(crate) config: WasiConfigVariables,
-    limits: StoreLimits,
+    budget: Budget,
     pub(crate) bounds: Bounds,
 }
 
@@ -148,22 +153,18 @@ impl Instance {
             )
             .bounded(&limits.bounds),
             config,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            budget: Budget::new(limits.memory_bytes, limits.caps),
             bounds: limits.bounds,
         };
         let mut store = Store::new(&component.engine.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.budget);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(ticks(limits.call_timeout));
-        let started = |e: wasmtime::Error| CallError::Trapped {
-            call: "start",
-            message: format!(
-                "the component failed to start: {}",
-                first_line(&format!("{e:#}"))
-            ),
+        let started = |e: wasmtime::Error| CallError::Start {
+            message: match budget::exceeded(&e) {
+                Some(refused) => refused.to_string(),
+                None => first_line(&format!("{e:#}")).to_string(),
+            },
         };
         let bindings = match &component.pre {
             Pre::V0_1(pre) => {
@@ -238,6 +239,9 @@ fn describe_trap(
 ) -> CallError {
     if let Some(limit) = bounds.exceeded_by(err) {
         return CallError::LimitExceeded { call: name, limit };
+    }
+    if budget::exceeded(err).is_some() {
+        return CallError::OutOfMemory { call: name };
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return CallError::Exited {

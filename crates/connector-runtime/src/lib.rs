@@ -28,6 +28,7 @@
 pub mod allow_list;
 mod bindings;
 pub mod bounds;
+pub mod budget;
 pub mod cache;
 pub mod config;
 mod connector;
@@ -44,6 +45,7 @@ pub mod sync;
 mod types;
 
 pub use bounds::Bounds;
+pub use budget::Caps;
 pub use connector::{Connector, OpenError};
 pub use egress::OperatorEgress;
 pub use engine::{Component, Engine, EngineConfig};

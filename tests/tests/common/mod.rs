@@ -250,3 +250,16 @@ pub fn tenant_grant_ids(sim: &Simulator) -> std::collections::BTreeSet<String> {
         })
         .collect()
 }
+
+/// Reaps `pid` and answers its exit code and its own peak RSS in KiB
+/// (`ru_maxrss` of this one child, not of every child the tests ran).
+pub fn wait4(pid: u32) -> (Option<i32>, u64) {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unreaped child; both pointers are valid.
+    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid as libc::pid_t, "wait4 failed");
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss as u64)
+}
