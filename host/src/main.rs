@@ -4,6 +4,7 @@
 //! libraries know nothing of the command line.
 
 mod inspect;
+mod process;
 mod provision;
 mod redact;
 mod terminal;
@@ -189,6 +190,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level);
+    process::harden();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
