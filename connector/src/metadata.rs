@@ -139,6 +139,8 @@ pub fn metadata() -> ConnectorMetadata {
         account_creation_schema: account_creation_schema(),
         // The static grant; base-url is an origin field, so it needs no entry.
         outbound_hosts: vec!["https://{environment}.ironcladapp.com".to_owned()],
+        // The client-credentials exchange: a POST that changes nothing.
+        read_only_requests: vec!["POST /oauth/token".to_owned()],
         capabilities: vec![
             // Users are created, never deleted (see `provisioning::NO_DEPROVISIONING`).
             ResourceCapabilities {

@@ -300,6 +300,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let egress = OperatorEgress {
         allow: allow_list::AllowList::parse(&cli.allow_host)?,
         pinned: cli.allow_host_only,
+        writes: cli.provisioning,
     };
     let vault = preflight(&cli)?;
     let engine = Engine::new(&EngineConfig {
@@ -547,6 +548,8 @@ fn metadata_json(
             "origin_settings": meta.config_schema.iter()
                 .filter(|f| f.kind == connector_runtime::FieldKind::Origin)
                 .map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            "writes": policy.writes(),
+            "read_only_requests": meta.read_only_requests,
         },
         "capabilities": meta.capabilities.iter().map(|(t, c)| {
             json!({"resource_type": t, "capabilities": c.names()})

@@ -34,14 +34,13 @@ async fn main() -> anyhow::Result<()> {
     let (meta, _types) = component.metadata(&limits).await?;
     let settings = config::resolve(&meta.config_schema, &[], |k| std::env::var(k).ok())?;
 
-    // A fresh sandboxed instance: HTTP only to the origins it declares.
-    let mut conn = Connector::open(
-        &component,
-        &limits,
-        settings.values,
-        &OperatorEgress::default(),
-    )
-    .await?;
+    // A fresh sandboxed instance: HTTP only to the origins its settings
+    // grant, and writes let through (this program grants and revokes).
+    let egress = OperatorEgress {
+        writes: true,
+        ..OperatorEgress::default()
+    };
+    let mut conn = Connector::open(&component, &limits, settings.values, &egress).await?;
     println!("acting as: {}", conn.validate().await?);
 
     // Stream a full sync into a c1z file (written atomically at the end).

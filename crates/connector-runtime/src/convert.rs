@@ -136,7 +136,9 @@ macro_rules! shared_conversions {
         }
 
         pub fn metadata(m: w::ConnectorMetadata, contract: ContractVersion) -> Metadata {
+            let read_only_requests = read_only_requests(&m);
             Metadata {
+                read_only_requests,
                 display_name: m.display_name,
                 description: m.description,
                 version: m.version,
@@ -263,6 +265,12 @@ macro_rules! shared_conversions {
 pub mod v0_1 {
     shared_conversions!(crate::bindings::v0_1::exports::idgov::connector::types);
 
+    /// 0.1.0 declares no read-only requests: with provisioning off its
+    /// components send GET and HEAD alone.
+    fn read_only_requests(_: &w::ConnectorMetadata) -> Vec<String> {
+        Vec::new()
+    }
+
     /// 0.1.0 has no field kinds: every setting is text.
     fn field_kind(_: &w::ConfigField) -> FieldKind {
         FieldKind::Text
@@ -291,6 +299,10 @@ pub mod v0_1 {
 /// `idgov:connector@0.2.0`.
 pub mod v0_2 {
     shared_conversions!(crate::bindings::v0_2::exports::idgov::connector::types);
+
+    fn read_only_requests(m: &w::ConnectorMetadata) -> Vec<String> {
+        m.read_only_requests.clone()
+    }
 
     fn field_kind(f: &w::ConfigField) -> FieldKind {
         match f.kind {

@@ -10,6 +10,11 @@
 //!
 //! A pinned policy ([`OperatorEgress::pinned`]) is the operator's list
 //! alone: a marketplace fixes a component's origins per tenant.
+//!
+//! Writes are the operator's too: unless [`OperatorEgress::writes`] (the
+//! provisioning switch), only GET and HEAD go out, plus the requests the
+//! component declares as changing nothing (`read-only-requests`, such as an
+//! OAuth token exchange: `POST /oauth/token`), whatever the component does.
 //! Internal addresses (see [`is_internal`]) are refused after DNS unless an
 //! operator-given origin names them, so an allowed name cannot be pointed
 //! inside the network.
@@ -27,6 +32,9 @@ pub struct OperatorEgress {
     pub allow: AllowList,
     /// Grant `allow` alone: ignore the component's patterns and origin settings.
     pub pinned: bool,
+    /// Let requests through that may change the application (provisioning
+    /// on). Off: GET, HEAD and the component's declared read-only requests.
+    pub writes: bool,
 }
 
 impl OperatorEgress {
@@ -35,6 +43,7 @@ impl OperatorEgress {
         OperatorEgress {
             allow,
             pinned: true,
+            writes: false,
         }
     }
 }
@@ -113,6 +122,74 @@ pub struct Unused {
 pub struct Policy {
     rules: Vec<Rule>,
     unused: Vec<Unused>,
+    writes: bool,
+    read_only: Vec<ReadOnlyRequest>,
+}
+
+/// A request the component declares as changing nothing although its
+/// method is not GET or HEAD: `METHOD /path`, matching a request of that
+/// method whose path is `/path` or ends with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadOnlyRequest {
+    method: http::Method,
+    path: String,
+}
+
+impl ReadOnlyRequest {
+    /// Parses `METHOD /path`; a declaration that would let any write
+    /// through (a bare `/`, a query, a wildcard) is refused.
+    pub fn parse(s: &str) -> Result<ReadOnlyRequest, String> {
+        let (method, path) = s
+            .split_once(' ')
+            .ok_or_else(|| "expected `METHOD /path`".to_string())?;
+        let method = http::Method::from_bytes(method.as_bytes())
+            .map_err(|_| "not an HTTP method".to_string())?;
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        };
+        if path.len() > 256 || !path.starts_with('/') || !path[1..].split('/').all(segment_ok) {
+            return Err("the path must be `/` and plain segments, without a query".into());
+        }
+        Ok(ReadOnlyRequest {
+            method,
+            path: path.to_string(),
+        })
+    }
+
+    fn matches(&self, method: &http::Method, path: &str) -> bool {
+        // The declared path starts with `/`, so a match at the end of a
+        // longer path is on a segment boundary (a base URL with a prefix).
+        *method == self.method && path.ends_with(&self.path)
+    }
+}
+
+impl std::fmt::Display for ReadOnlyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// A request refused because provisioning is off.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WriteDenial {
+    /// The method asked for.
+    pub method: http::Method,
+    /// What would have been let through.
+    pub allowed: Vec<String>,
+}
+
+impl std::fmt::Display for WriteDenial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a {} request while provisioning is off (the component may send {}); pass --provisioning to let it change the application",
+            self.method,
+            self.allowed.join(", ")
+        )
+    }
 }
 
 /// Why a request was refused, with the entry that would allow it.
@@ -250,7 +327,19 @@ impl Policy {
         settings: &BTreeMap<String, String>,
         egress: &OperatorEgress,
     ) -> Result<Policy, EgressError> {
-        let mut policy = Policy::default();
+        let mut policy = Policy {
+            writes: egress.writes,
+            ..Policy::default()
+        };
+        for declared in &meta.read_only_requests {
+            match ReadOnlyRequest::parse(declared) {
+                Ok(r) => policy.read_only.push(r),
+                Err(reason) => tracing::warn!(
+                    "the component's read-only request {:?} is ignored: {reason}",
+                    declared.chars().take(100).collect::<String>()
+                ),
+            }
+        }
         if !egress.pinned {
             for pattern in &meta.outbound_hosts {
                 match expand(pattern, &meta.config_schema, settings) {
@@ -335,10 +424,41 @@ impl Policy {
         if self.rules.is_empty() {
             lines.push("may reach nothing: no origin is granted".into());
         }
+        lines.push(if self.writes {
+            "may change the application (provisioning is on)".into()
+        } else {
+            let read: Vec<String> = ["GET".into(), "HEAD".into()]
+                .into_iter()
+                .chain(self.read_only.iter().map(|r| r.to_string()))
+                .collect();
+            format!("may only read: {} (provisioning is off)", read.join(", "))
+        });
         lines
     }
 
     /// The rule that grants `origin`.
+    /// Whether a request of `method` to `path` may go out: anything while
+    /// writes are allowed; otherwise GET, HEAD and the declared read-only
+    /// requests.
+    pub fn check_method(&self, method: &http::Method, path: &str) -> Result<(), WriteDenial> {
+        let read = *method == http::Method::GET || *method == http::Method::HEAD;
+        if self.writes || read || self.read_only.iter().any(|r| r.matches(method, path)) {
+            return Ok(());
+        }
+        Err(WriteDenial {
+            method: method.clone(),
+            allowed: ["GET".to_string(), "HEAD".to_string()]
+                .into_iter()
+                .chain(self.read_only.iter().map(|r| r.to_string()))
+                .collect(),
+        })
+    }
+
+    /// Whether requests that may change the application go out.
+    pub fn writes(&self) -> bool {
+        self.writes
+    }
+
     pub fn check(&self, origin: &Origin) -> Result<&Rule, Denial> {
         self.rules
             .iter()
@@ -414,6 +534,7 @@ mod tests {
             account_creation_schema: vec![],
             outbound_hosts: patterns.iter().map(|p| p.to_string()).collect(),
             capabilities: vec![],
+            read_only_requests: vec!["POST /oauth/token".into()],
         }
     }
 
@@ -428,6 +549,7 @@ mod tests {
         let egress = OperatorEgress {
             allow: AllowList::parse(allow).unwrap(),
             pinned: false,
+            writes: false,
         };
         Policy::plan(&meta(patterns), &settings(set), &egress).unwrap()
     }
@@ -536,7 +658,10 @@ mod tests {
         assert!(Policy::deny_all().check(&o("http://127.0.0.1:1")).is_err());
         assert_eq!(
             p.describe(),
-            vec!["may reach nothing: no origin is granted"]
+            vec![
+                "may reach nothing: no origin is granted",
+                "may only read: GET, HEAD, POST /oauth/token (provisioning is off)"
+            ]
         );
     }
 
@@ -545,6 +670,7 @@ mod tests {
         let egress = OperatorEgress {
             allow: AllowList::parse(&["http://example.com"]).unwrap(),
             pinned: false,
+            writes: false,
         };
         let err = Policy::plan(&meta(&[]), &settings(&[]), &egress).unwrap_err();
         assert!(err.to_string().contains("plain http"), "{err}");
@@ -605,5 +731,68 @@ mod tests {
         // Naming one address does not open another behind the same origin.
         assert!(!named.address_allowed(&o("https://10.0.0.5"), "10.0.0.6".parse().unwrap()));
         assert!(!named.address_allowed(&o("http://localhost:9"), "10.0.0.6".parse().unwrap()));
+    }
+
+    #[test]
+    fn with_provisioning_off_only_reads_and_declared_exchanges_pass() {
+        let read_only = plan(&[], &[], &[]);
+        let m = |s: &str| http::Method::from_bytes(s.as_bytes()).unwrap();
+        assert!(read_only.check_method(&m("GET"), "/scim/v2/Users").is_ok());
+        assert!(read_only.check_method(&m("HEAD"), "/").is_ok());
+        assert!(read_only.check_method(&m("POST"), "/oauth/token").is_ok());
+        // Behind a base URL with a path prefix too, on a segment boundary.
+        assert!(read_only
+            .check_method(&m("POST"), "/ic/oauth/token")
+            .is_ok());
+        let denied = read_only
+            .check_method(&m("POST"), "/scim/v2/Users")
+            .unwrap_err();
+        assert_eq!(
+            denied.to_string(),
+            "a POST request while provisioning is off (the component may send GET, HEAD, POST /oauth/token); pass --provisioning to let it change the application"
+        );
+        for (method, path) in [
+            ("PATCH", "/oauth/token"),
+            ("DELETE", "/x"),
+            ("POST", "/xoauth/token"),
+        ] {
+            assert!(
+                read_only.check_method(&m(method), path).is_err(),
+                "{method} {path}"
+            );
+        }
+        let writes = Policy::plan(
+            &meta(&[]),
+            &settings(&[]),
+            &OperatorEgress {
+                writes: true,
+                ..OperatorEgress::default()
+            },
+        )
+        .unwrap();
+        assert!(writes
+            .check_method(&m("DELETE"), "/scim/v2/Users/1")
+            .is_ok());
+    }
+
+    #[test]
+    fn a_read_only_declaration_cannot_open_every_write() {
+        for bad in [
+            "POST /",
+            "POST",
+            "POST /a?b=c",
+            "POST /a/*",
+            "POST a",
+            "P OST /a",
+            "POST /a//b",
+        ] {
+            assert!(ReadOnlyRequest::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            ReadOnlyRequest::parse("POST /oauth/token")
+                .unwrap()
+                .to_string(),
+            "POST /oauth/token"
+        );
     }
 }

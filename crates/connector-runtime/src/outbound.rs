@@ -101,6 +101,13 @@ impl WasiHttpHooks for Outbound {
             tracing::warn!(%origin, "refused an outbound request: {denial}");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        if let Err(denial) = self
+            .policy
+            .check_method(request.method(), request.uri().path())
+        {
+            tracing::warn!(%origin, "refused {denial}");
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
         let policy = self.policy.clone();
         let options = self.limits.timeouts.clamp(options);
         let max_body = self.limits.max_body_bytes;
@@ -275,6 +282,7 @@ mod tests {
             account_creation_schema: vec![],
             outbound_hosts: vec![],
             capabilities: vec![],
+            read_only_requests: vec![],
         };
         let plan = |allow: &[&str]| {
             Policy::plan(
@@ -283,6 +291,7 @@ mod tests {
                 &OperatorEgress {
                     allow: AllowList::parse(allow).unwrap(),
                     pinned: false,
+                    writes: false,
                 },
             )
             .unwrap()

@@ -148,6 +148,10 @@ pub struct Metadata {
     pub outbound_hosts: Vec<String>,
     /// Per resource type, what may be asked.
     pub capabilities: Vec<(String, Capabilities)>,
+    /// Requests that change nothing although not GET or HEAD (`METHOD
+    /// /path`), let through while provisioning is off (see
+    /// [`crate::egress`]); none under 0.1.0.
+    pub read_only_requests: Vec<String>,
 }
 
 /// A resource type and what the sync needs to ask about its resources.
