@@ -39,7 +39,7 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sync.c1z");
-    let mut child = Command::new(host_bin())
+    let child = Command::new(host_bin())
         .env_clear()
         .env("BATON_IC_CLIENT_ID", sim.client_id())
         .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
