@@ -37,7 +37,19 @@ struct Cli {
     #[arg(long, global = true, env = "CONNECTOR_COMPONENT")]
     component: Option<PathBuf>,
 
-    /// A connector setting, NAME=VALUE or NAME=@FILE (repeatable). Also read from BATON_<NAME> (upper case, - as _).
+    /// Environment variables the component is configured from: PREFIX<NAME> (upper case, - as _).
+    /// Default: BATON_ for the built-in Ironclad component (no --component), none for a component
+    /// given by path, so one never reads variables meant for another.
+    #[arg(
+        long,
+        global = true,
+        env = "CONNECTOR_ENV_PREFIX",
+        value_name = "PREFIX"
+    )]
+    env_prefix: Option<String>,
+
+    /// A connector setting, NAME=VALUE or NAME=@FILE (repeatable). Also read from the environment
+    /// under --env-prefix (BATON_<NAME> for the built-in Ironclad component).
     /// A secret setting is refused as a literal value here: use its variable or NAME=@FILE.
     #[arg(long = "config", short = 'c', global = true, value_name = "NAME=VALUE")]
     config: Vec<String>,
@@ -318,18 +330,30 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     })?;
     let component = engine.load(&path)?;
     let (meta, types) = component.metadata(&limits).await?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let prefix = match (&cli.env_prefix, &cli.component) {
+        (Some(p), _) => Some(p.as_str()),
+        // The built-in component reads BATON_* as the existing connector's
+        // Kubernetes Secret sets them.
+        (None, None) => Some("BATON_"),
+        (None, Some(_)) => None,
+    };
+    let env = match prefix {
+        Some(p) => config::Environment::bound(p, &lookup)?,
+        None => config::Environment::none(),
+    };
 
     if let Command::Metadata = cli.command {
         // What the component may reach with the settings given so far,
         // complete or not.
-        let settings = config::partial(&meta.config_schema, &cli.config, |k| std::env::var(k).ok());
+        let settings = config::partial(&meta.config_schema, &cli.config, &env);
         let policy = egress::Policy::plan(&meta, &settings, &egress)?;
-        let doc = metadata_json(&meta, &types, &policy);
+        let doc = metadata_json(&meta, &types, &policy, &env);
         emit(&serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
 
-    let resolved = config::resolve(&meta.config_schema, &cli.config, |k| std::env::var(k).ok())?;
+    let resolved = config::resolve(&meta.config_schema, &cli.config, &env)?;
     *secrets = resolved.secrets.clone();
     redact::install(secrets);
     let mut conn = Connector::open(&component, &limits, resolved.values, &egress).await?;
@@ -518,6 +542,7 @@ fn metadata_json(
     meta: &Metadata,
     types: &[TypeInfo],
     policy: &egress::Policy,
+    env: &config::Environment<'_>,
 ) -> serde_json::Value {
     use serde_json::json;
     json!({
@@ -527,7 +552,7 @@ fn metadata_json(
         "contract": format!("idgov:connector@{}", meta.contract),
         "config_schema": meta.config_schema.iter().map(|f| json!({
             "name": f.name,
-            "env": config::env_name(&f.name),
+            "env": env.var_name(&f.name),
             "description": f.description,
             "required": f.required,
             "secret": f.secret,

@@ -118,6 +118,8 @@ fn slow_sync(sim: &Simulator, file: &std::path::Path) -> std::process::Child {
     });
     std::process::Command::new(host_bin())
         .env_clear()
+        // The component is given by path: bind BATON_* to it.
+        .env("CONNECTOR_ENV_PREFIX", "BATON_")
         .env("BATON_IC_CLIENT_ID", sim.client_id())
         .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
         .env("BATON_AS_USER_EMAIL", sim.admin_email())

@@ -237,6 +237,8 @@ fn ctrl_c_during_create_account_removes_the_credential_file() {
     let cred = dir.path().join("cred.json");
     let child = std::process::Command::new(host_bin())
         .env_clear()
+        // The component is given by path: bind BATON_* to it.
+        .env("CONNECTOR_ENV_PREFIX", "BATON_")
         .env("BATON_IC_CLIENT_ID", sim.client_id())
         .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
         .env("BATON_AS_USER_EMAIL", sim.admin_email())

@@ -32,7 +32,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The connector describes its settings; take them from BATON_* variables.
     let (meta, _types) = component.metadata(&limits).await?;
-    let settings = config::resolve(&meta.config_schema, &[], |k| std::env::var(k).ok())?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let env = config::Environment::bound("BATON_", &lookup)?;
+    let settings = config::resolve(&meta.config_schema, &[], &env)?;
 
     // A fresh sandboxed instance: HTTP only to the origins its settings
     // grant, and writes let through (this program grants and revokes).

@@ -103,7 +103,7 @@ async fn a_streamed_sync_holds_exactly_the_tenant() {
     assert!(types
         .iter()
         .all(|t| t.resource_type.id != "user" || !t.has_grants));
-    let resolved = config::resolve(&meta.config_schema, &[], |_| None::<String>);
+    let resolved = config::resolve(&meta.config_schema, &[], &config::Environment::none());
     assert!(resolved.is_err(), "the secret is required");
     let mut conn = Connector::open(
         &component,

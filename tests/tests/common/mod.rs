@@ -151,7 +151,8 @@ impl Run {
 /// cleared so nothing from the developer's shell leaks in.
 pub struct Host {
     cmd: Command,
-    component: PathBuf,
+    component: Option<PathBuf>,
+    env_prefix: Option<String>,
 }
 
 impl Host {
@@ -161,9 +162,12 @@ impl Host {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_BACKTRACE", "0")
             .args(["--retry-base-ms", "20"]);
+        // The component is given by path, so the operator binds the
+        // environment to it, as a deployment of a component by path would.
         Host {
             cmd,
-            component: ironclad_component(),
+            component: Some(ironclad_component()),
+            env_prefix: Some("BATON_".into()),
         }
     }
 
@@ -194,7 +198,19 @@ impl Host {
     }
 
     pub fn component(mut self, path: &Path) -> Host {
-        self.component = path.to_path_buf();
+        self.component = Some(path.to_path_buf());
+        self
+    }
+
+    /// No `--component`: the built-in Ironclad component beside the host.
+    pub fn built_in_component(mut self) -> Host {
+        self.component = None;
+        self
+    }
+
+    /// `--env-prefix PREFIX`, or none (`None`).
+    pub fn env_prefix(mut self, prefix: Option<&str>) -> Host {
+        self.env_prefix = prefix.map(String::from);
         self
     }
 
@@ -205,8 +221,16 @@ impl Host {
             stderr,
         } = self
             .cmd
-            .arg("--component")
-            .arg(&self.component)
+            .args(
+                self.component
+                    .iter()
+                    .flat_map(|c| [std::ffi::OsStr::new("--component"), c.as_os_str()]),
+            )
+            .args(
+                self.env_prefix
+                    .iter()
+                    .flat_map(|p| ["--env-prefix", p.as_str()]),
+            )
             .args(args)
             .output()
             .expect("run connector-host");
