@@ -143,7 +143,8 @@ pub fn sniff(path: &Path) -> anyhow::Result<Option<Kind>> {
     }))
 }
 
-/// Decompresses the c1z at `src` into the SQLite file `dst`.
+/// Decompresses the c1z at `src` into the SQLite file `dst`, which must not
+/// exist yet; it is created readable by its owner only (0600).
 pub fn unpack(src: &Path, dst: &Path) -> anyhow::Result<()> {
     unpack_capped(src, dst, MAX_DECODED_BYTES)
 }
@@ -167,17 +168,22 @@ fn unpack_capped(src: &Path, dst: &Path, cap: u64) -> anyhow::Result<()> {
         .with_context(|| format!("{name}: cannot start zstd"))?;
     dec.window_log_max(WINDOW_LOG_MAX)
         .with_context(|| format!("{name}: cannot set the zstd window cap"))?;
-    let mut out = std::io::BufWriter::new(
-        File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?,
-    );
-    let n = std::io::copy(&mut dec.take(cap + 1), &mut out)
-        .with_context(|| format!("{name} is not a valid c1z file: its zstd stream does not decode (or needs a window over 128 MiB)"))?;
-    if n > cap {
-        bail!("{name} decodes to more than {cap} bytes; refusing it as a c1z file");
+    let mut out = std::io::BufWriter::new(crate::atomic::create_private(dst)?);
+    let copied = (|| {
+        let n = std::io::copy(&mut dec.take(cap + 1), &mut out)
+            .with_context(|| format!("{name} is not a valid c1z file: its zstd stream does not decode (or needs a window over 128 MiB)"))?;
+        if n > cap {
+            bail!("{name} decodes to more than {cap} bytes; refusing it as a c1z file");
+        }
+        out.flush()
+            .with_context(|| format!("cannot write {}", dst.display()))
+    })();
+    if copied.is_err() {
+        // Nothing partial is left behind: a refused file takes no disk.
+        drop(out);
+        let _ = std::fs::remove_file(dst);
     }
-    out.flush()
-        .with_context(|| format!("cannot write {}", dst.display()))?;
-    Ok(())
+    copied
 }
 
 /// Packs the SQLite file `db` into a c1z at `target`, atomically: a temp
@@ -306,6 +312,10 @@ mod tests {
         pack(&db, &c1z).unwrap();
         let e = unpack_capped(&c1z, &dir.path().join("back"), 9_999).unwrap_err();
         assert!(e.to_string().contains("more than 9999 bytes"), "{e}");
+        assert!(
+            !dir.path().join("back").exists(),
+            "the partial copy is removed"
+        );
         unpack_capped(&c1z, &dir.path().join("back"), 10_000).unwrap();
     }
 

@@ -46,10 +46,15 @@ pub struct C1z {
 impl C1z {
     /// Unpacks the c1z at `path` into a private temp directory and opens it.
     pub fn open(path: &Path) -> anyhow::Result<C1z> {
-        let dir = tempfile::Builder::new()
-            .prefix("connector-host-inspect-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
+        let mut b = tempfile::Builder::new();
+        b.prefix("connector-host-inspect-");
+        // tempfile's default, but said: the copy is a tenant's data.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            b.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        let dir = b.tempdir().context("cannot create a temporary directory")?;
         let db = dir.path().join("sync.db");
         super::unpack(path, &db)?;
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -401,6 +406,19 @@ mod tests {
             .map(|s| s.sync_id)
             .collect();
         assert_eq!(ids, [second.sync_id.unwrap(), first.sync_id.unwrap()]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_unpacked_copy_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.c1z");
+        write_doc(&path, &sample(&["u1"], &[]));
+        let c = C1z::open(&path).unwrap();
+        assert_eq!(mode(c._dir.path()), 0o700);
+        assert_eq!(mode(&c._dir.path().join("sync.db")), 0o600);
     }
 
     #[test]

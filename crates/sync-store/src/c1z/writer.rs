@@ -143,6 +143,9 @@ impl Store {
         let db = work.path().join("sync.db");
         if existed {
             unpack(target, &db)?;
+        } else {
+            // SQLite would create it 0644 less the umask.
+            crate::atomic::create_private(&db)?;
         }
         let conn = Connection::open(&db).context("cannot open the temporary database")?;
         if existed {
@@ -173,6 +176,12 @@ impl Store {
             target: target.to_path_buf(),
             cache_entries: opts.cache_entries,
         })
+    }
+
+    /// The temp database, for the tests.
+    #[cfg(test)]
+    pub fn db_path(&self) -> &Path {
+        &self.db
     }
 
     /// The writer thread: pages until `Finish` (then the file is written),
@@ -449,6 +458,8 @@ impl Writer {
         let compact = work.join("compact.db");
         let packed = match compact.to_str() {
             Some(to) if deleted_rows > 0 => {
+                // VACUUM INTO fills an empty file and keeps its mode.
+                crate::atomic::create_private(&compact)?;
                 self.conn
                     .execute("VACUUM INTO ?1", [to])
                     .context("cannot compact the c1z database")?;
