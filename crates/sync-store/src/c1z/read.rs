@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 use serde::Serialize;
 
 use super::proto::{self, user_trait};
+use super::Limits;
 use crate::model::{self as output, SyncOutput};
 
 /// One row of `v1_sync_runs`, with its row counts.
@@ -44,8 +45,15 @@ pub struct C1z {
 }
 
 impl C1z {
-    /// Unpacks the c1z at `path` into a private temp directory and opens it.
+    /// Unpacks the c1z at `path` into a private temp directory and opens it,
+    /// under the default [`Limits`].
     pub fn open(path: &Path) -> anyhow::Result<C1z> {
+        C1z::open_with(path, &Limits::default())
+    }
+
+    /// [`C1z::open`] under `limits`: the file is refused with a
+    /// [`C1zError`](super::C1zError) if it decodes to more than their cap.
+    pub fn open_with(path: &Path, limits: &Limits) -> anyhow::Result<C1z> {
         let mut b = tempfile::Builder::new();
         b.prefix("connector-host-inspect-");
         // tempfile's default, but said: the copy is a tenant's data.
@@ -56,7 +64,7 @@ impl C1z {
         }
         let dir = b.tempdir().context("cannot create a temporary directory")?;
         let db = dir.path().join("sync.db");
-        super::unpack(path, &db)?;
+        super::unpack_capped(path, &db, limits.max_decoded_bytes)?;
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("{} is not a valid c1z file", path.display()))?;
         let has_runs: Option<i64> = conn
@@ -406,6 +414,19 @@ mod tests {
             .map(|s| s.sync_id)
             .collect();
         assert_eq!(ids, [second.sync_id.unwrap(), first.sync_id.unwrap()]);
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.c1z");
+        write_doc(&path, &sample(&["u1"], &[]));
+        let limits = Limits {
+            max_decoded_bytes: 4096,
+            ..Limits::default()
+        };
+        let e = C1z::open_with(&path, &limits).err().unwrap();
+        assert!(e.to_string().contains("over the 4096 bytes cap"), "{e}");
     }
 
     #[cfg(unix)]

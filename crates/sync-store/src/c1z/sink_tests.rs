@@ -504,3 +504,25 @@ fn temp_databases_are_private() {
     assert!(std::fs::metadata(&compact).unwrap().len() > 0);
     assert_eq!(mode(&compact), 0o600);
 }
+
+#[test]
+fn an_existing_file_over_the_cap_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    write_doc(&path, &sample(&["u1"], &["u1"]));
+    let before = std::fs::read(&path).unwrap();
+    let limits = Limits {
+        max_decoded_bytes: 4096,
+        ..Limits::default()
+    };
+    let e = sink_with(&path, limits).err().unwrap();
+    assert!(
+        matches!(
+            e.downcast_ref::<C1zError>(),
+            Some(C1zError::TooLarge { cap: 4096, .. })
+        ),
+        "{e:#}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(entries(dir.path()), ["s.c1z"], "no temp directory is left");
+}

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::encode::{self, EntitlementRow, StoredStats};
 use super::recent::Recent;
-use super::{pack, proto, schema, sniff, unpack, Kind};
+use super::{pack, proto, schema, sniff, unpack_capped, Kind};
 use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
 use crate::sink::{Counts, Finished, RunStats};
 
@@ -44,6 +44,8 @@ pub(super) struct Options {
     pub cache_entries: usize,
     /// A cap on the database's pages (tests: a full disk).
     pub max_pages: Option<u64>,
+    /// The caps on the existing file whose syncs are kept.
+    pub limits: super::Limits,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
         Options {
             cache_entries: 4096,
             max_pages: None,
+            limits: super::Limits::default(),
         }
     }
 }
@@ -142,7 +145,7 @@ impl Store {
         let work = crate::atomic::work_dir(target)?;
         let db = work.path().join("sync.db");
         if existed {
-            unpack(target, &db)?;
+            unpack_capped(target, &db, opts.limits.max_decoded_bytes)?;
         } else {
             // SQLite would create it 0644 less the umask.
             crate::atomic::create_private(&db)?;
