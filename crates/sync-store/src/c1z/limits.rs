@@ -6,7 +6,7 @@
 //! is not exactly the one this crate writes, and stop a statement that runs
 //! past a time budget.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The caps applied to a c1z read from disk ([`C1z::open_with`],
@@ -129,6 +129,15 @@ impl std::fmt::Display for C1zError {
 
 impl std::error::Error for C1zError {}
 
+impl C1zError {
+    pub(super) fn untrusted(file: &Path, why: String) -> C1zError {
+        C1zError::Untrusted {
+            file: file.to_path_buf(),
+            why,
+        }
+    }
+}
+
 /// `n` bytes, in GiB when it is a whole number of them (the caps people
 /// set), else in bytes.
 fn size(n: u64) -> String {
@@ -138,6 +147,17 @@ fn size(n: u64) -> String {
     } else {
         format!("{n} bytes")
     }
+}
+
+/// A name from the file, for a message: quoted (so control characters are
+/// escaped) and cut to 64 characters.
+pub(super) fn shown(name: &str) -> String {
+    const MAX: usize = 64;
+    let mut cut: String = name.chars().take(MAX).collect();
+    if cut.len() < name.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
 }
 
 #[cfg(test)]
@@ -162,5 +182,16 @@ mod tests {
             budget: Duration::from_secs(60),
         };
         assert!(e.to_string().contains("its 1m budget"), "{e}");
+        let e = C1zError::untrusted(&file, format!("it has a view {}", shown("v\nx")));
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(e.to_string().contains(r#"view "v\nx""#), "{e}");
+    }
+
+    #[test]
+    fn names_are_cut() {
+        let long = "é".repeat(100);
+        let s = shown(&long);
+        assert_eq!(s.chars().count(), 64 + 3, "64, the ellipsis and the quotes");
+        assert_eq!(shown("v1_grants"), "\"v1_grants\"");
     }
 }

@@ -7,6 +7,7 @@
 //! untrusted input throughout ([`Limits`], [`C1zError`]).
 
 mod encode;
+mod guard;
 mod limits;
 mod proto;
 mod read;
@@ -15,6 +16,7 @@ mod schema;
 #[cfg(test)]
 mod sink_tests;
 mod stream;
+mod trust;
 mod writer;
 
 use std::fs::File;

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use prost::Message as _;
 use prost_types::{value::Kind as ValueKind, Struct, Value};
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::proto::{self, user_trait};
@@ -51,9 +51,16 @@ impl C1z {
         C1z::open_with(path, &Limits::default())
     }
 
-    /// [`C1z::open`] under `limits`: the file is refused with a
-    /// [`C1zError`](super::C1zError) if it decodes to more than their cap.
+    /// [`C1z::open`] under `limits`. The file is refused with a
+    /// [`C1zError`](super::C1zError) if it decodes to more than their cap,
+    /// or if its database is not exactly the schema this crate writes (a
+    /// view, a trigger, a table, index or column of its own).
     pub fn open_with(path: &Path, limits: &Limits) -> anyhow::Result<C1z> {
+        C1z::open_in(path, limits, &std::env::temp_dir())
+    }
+
+    /// [`C1z::open_with`], its temp directory made in `tmp`.
+    pub(super) fn open_in(path: &Path, limits: &Limits, tmp: &Path) -> anyhow::Result<C1z> {
         let mut b = tempfile::Builder::new();
         b.prefix("connector-host-inspect-");
         // tempfile's default, but said: the copy is a tenant's data.
@@ -62,30 +69,17 @@ impl C1z {
             use std::os::unix::fs::PermissionsExt as _;
             b.permissions(std::fs::Permissions::from_mode(0o700));
         }
-        let dir = b.tempdir().context("cannot create a temporary directory")?;
+        let dir = b
+            .tempdir_in(tmp)
+            .with_context(|| format!("cannot create a temporary directory in {}", tmp.display()))?;
         let db = dir.path().join("sync.db");
         super::unpack_capped(path, &db, limits.max_decoded_bytes)?;
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("{} is not a valid c1z file", path.display()))?;
-        let has_runs: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='v1_sync_runs'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .with_context(|| {
-                format!(
-                    "{} is not a valid c1z file: its content is not an SQLite database",
-                    path.display()
-                )
-            })?;
-        if has_runs.is_none() {
-            anyhow::bail!(
-                "{} is not a valid c1z file: no v1_sync_runs table",
-                path.display()
-            );
-        }
+        // Nothing in the file runs: SQLite's defences first, then its
+        // schema checked before any statement reads a row.
+        super::guard::harden(&conn)?;
+        super::trust::check(&conn, path)?;
         Ok(C1z { conn, _dir: dir })
     }
 

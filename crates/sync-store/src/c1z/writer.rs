@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::encode::{self, EntitlementRow, StoredStats};
 use super::recent::Recent;
-use super::{pack, proto, schema, sniff, unpack_capped, Kind};
+use super::{guard, pack, proto, schema, sniff, trust, unpack_capped, Kind};
 use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
 use crate::sink::{Counts, Finished, RunStats};
 
@@ -151,13 +151,19 @@ impl Store {
             crate::atomic::create_private(&db)?;
         }
         let conn = Connection::open(&db).context("cannot open the temporary database")?;
+        // The existing file is untrusted: SQLite's defences on, and its
+        // schema checked before any statement reads or writes a row (a
+        // trigger would otherwise run on our deletes and persist into the
+        // new file).
+        guard::harden(&conn)?;
         if existed {
-            check_is_c1z_db(&conn)
-                .with_context(|| format!("{} is not a valid c1z file", target.display()))?;
+            trust::check(&conn, target)?;
         }
         // The temp database is thrown away on any failure, so it needs no
         // journal, no fsyncs and no file locks while it is built.
-        conn.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))?;
+        guard::without_defensive(&conn, |c| {
+            c.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))
+        })?;
         conn.pragma_update(None, "synchronous", "OFF")?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         if !existed {
@@ -231,20 +237,6 @@ impl Store {
         drop(work);
         result
     }
-}
-
-fn check_is_c1z_db(conn: &Connection) -> anyhow::Result<()> {
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='v1_sync_runs'",
-            [],
-            |r| r.get(0),
-        )
-        .context("its content is not an SQLite database")?;
-    if n == 0 {
-        bail!("its database has no v1_sync_runs table");
-    }
-    Ok(())
 }
 
 struct Writer {
