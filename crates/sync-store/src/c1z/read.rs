@@ -4,7 +4,7 @@
 //! blobs repeat the entitlement and principal, and there can be 500,000).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use prost::Message as _;
@@ -12,6 +12,7 @@ use prost_types::{value::Kind as ValueKind, Struct, Value};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use super::guard::Budget;
 use super::proto::{self, user_trait};
 use super::Limits;
 use crate::model::{self as output, SyncOutput};
@@ -38,9 +39,16 @@ pub struct SyncInfo {
     pub stats: Option<serde_json::Value>,
 }
 
-/// An unpacked c1z, open read-only; the temp copy goes when this drops.
+/// An unpacked c1z, open read-only, its schema checked; each statement on
+/// it runs under the budget of its [`Limits`] ([`C1zError::TooSlow`]). The
+/// temp copy goes when this drops.
+///
+/// [`C1zError::TooSlow`]: super::C1zError::TooSlow
 pub struct C1z {
     conn: Connection,
+    budget: Budget,
+    /// The c1z's path, for messages.
+    file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -53,8 +61,9 @@ impl C1z {
 
     /// [`C1z::open`] under `limits`. The file is refused with a
     /// [`C1zError`](super::C1zError) if it decodes to more than their cap,
-    /// or if its database is not exactly the schema this crate writes (a
-    /// view, a trigger, a table, index or column of its own).
+    /// if its database is not exactly the schema this crate writes (a
+    /// view, a trigger, a table, index or column of its own), or if
+    /// checking that runs past the statement budget.
     pub fn open_with(path: &Path, limits: &Limits) -> anyhow::Result<C1z> {
         C1z::open_in(path, limits, &std::env::temp_dir())
     }
@@ -79,14 +88,38 @@ impl C1z {
         // Nothing in the file runs: SQLite's defences first, then its
         // schema checked before any statement reads a row.
         super::guard::harden(&conn)?;
-        super::trust::check(&conn, path)?;
-        Ok(C1z { conn, _dir: dir })
+        let budget = Budget::install(&conn, limits.statement_budget);
+        super::trust::check(&conn, path).map_err(|e| budget.explain(e, path))?;
+        Ok(C1z {
+            conn,
+            budget,
+            file: path.to_path_buf(),
+            _dir: dir,
+        })
     }
 
     /// Every sync in the file, newest first.
     pub fn syncs(&self) -> anyhow::Result<Vec<SyncInfo>> {
+        self.syncs_now()
+            .map_err(|e| self.budget.explain(e, &self.file))
+    }
+
+    /// One sync, in the output model.
+    pub fn load(&self, sync: &SyncInfo) -> anyhow::Result<SyncOutput> {
+        self.load_now(sync)
+            .map_err(|e| self.budget.explain(e, &self.file))
+    }
+
+    /// A statement on the file, with the budget's clock restarted: each
+    /// is run as soon as it is prepared.
+    fn prepare(&self, sql: &str) -> rusqlite::Result<rusqlite::Statement<'_>> {
+        self.budget.restart();
+        self.conn.prepare(sql)
+    }
+
+    fn syncs_now(&self) -> anyhow::Result<Vec<SyncInfo>> {
         let counts = |table: &str| -> anyhow::Result<BTreeMap<String, u64>> {
-            let mut stmt = self.conn.prepare(&format!(
+            let mut stmt = self.prepare(&format!(
                 "SELECT sync_id, count(*) FROM {table} GROUP BY sync_id"
             ))?;
             let rows = stmt.query_map([], |r| {
@@ -99,7 +132,7 @@ impl C1z {
             counts("v1_entitlements")?,
             counts("v1_grants")?,
         );
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.prepare(
             "SELECT sync_id, sync_type, started_at, ended_at, stats FROM v1_sync_runs \
              ORDER BY ended_at IS NULL, ended_at DESC, id DESC",
         )?;
@@ -140,8 +173,7 @@ impl C1z {
             .collect())
     }
 
-    /// One sync, in the output model.
-    pub fn load(&self, sync: &SyncInfo) -> anyhow::Result<SyncOutput> {
+    fn load_now(&self, sync: &SyncInfo) -> anyhow::Result<SyncOutput> {
         let id = sync.sync_id.as_str();
         let resource_types = self.blobs("v1_resource_types", id, |b| {
             let t = proto::ResourceType::decode(b)?;
@@ -172,7 +204,7 @@ impl C1z {
             })
         })?;
 
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.prepare(
             "SELECT external_id, entitlement_id, principal_resource_type_id, principal_resource_id \
              FROM v1_grants WHERE sync_id = ?1 ORDER BY id",
         )?;
@@ -226,7 +258,7 @@ impl C1z {
         sync_id: &str,
         decode: impl Fn(&[u8]) -> Result<T, prost::DecodeError>,
     ) -> anyhow::Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.prepare(&format!(
             "SELECT id, data FROM {table} WHERE sync_id = ?1 ORDER BY id"
         ))?;
         let mut rows = stmt.query([sync_id])?;

@@ -465,6 +465,39 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_query_hits_the_budget() {
+        // 300,000 grants: counting them takes far longer than 1 ms.
+        let dir = tempfile::tempdir().unwrap();
+        let path = crafted(
+            dir.path(),
+            "INSERT INTO v1_grants (resource_type_id, resource_id, entitlement_id, \
+             principal_resource_type_id, principal_resource_id, external_id, data, sync_id, \
+             discovered_at) SELECT 'group', 'g1', 'e', 'user', 'u' || x, 'x' || x, x'00', 's1', \
+             '2025-06-01' FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+             WHERE x < 300000) SELECT x FROM c);",
+        );
+        let limits = Limits {
+            statement_budget: Duration::from_millis(1),
+            ..Limits::default()
+        };
+        // The check may already run past so small a budget; listing the
+        // syncs certainly does.
+        let e = C1z::open_in(&path, &limits, &dir.path().join("tmp"))
+            .and_then(|c| c.syncs())
+            .unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<C1zError>(),
+            Some(&C1zError::TooSlow {
+                file: path.clone(),
+                budget: Duration::from_millis(1)
+            }),
+            "{e:#}"
+        );
+        assert!(e.to_string().contains("ran past its 1ms budget"), "{e}");
+        assert_eq!(entries(&dir.path().join("tmp")), Vec::<String>::new());
+    }
+
+    #[test]
     fn content_that_is_not_sqlite_is_named_so() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");

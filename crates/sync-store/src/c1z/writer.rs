@@ -23,6 +23,7 @@ use prost::Message as _;
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::encode::{self, EntitlementRow, StoredStats};
+use super::guard::Budget;
 use super::recent::Recent;
 use super::{guard, pack, proto, schema, sniff, trust, unpack_capped, Kind};
 use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
@@ -157,7 +158,11 @@ impl Store {
         // new file).
         guard::harden(&conn)?;
         if existed {
-            trust::check(&conn, target)?;
+            // The budget covers the check, not the writer's own statements
+            // after it (Limits::statement_budget says why).
+            let budget = Budget::install(&conn, opts.limits.statement_budget);
+            trust::check(&conn, target).map_err(|e| budget.explain(e, target))?;
+            Budget::remove(&conn);
         }
         // The temp database is thrown away on any failure, so it needs no
         // journal, no fsyncs and no file locks while it is built.
