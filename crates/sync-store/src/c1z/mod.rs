@@ -36,15 +36,18 @@ pub use read::{C1z, SyncInfo};
 /// needs room for the database (about 1 KB a grant) while the sync runs.
 ///
 /// Fails now, before any row, if `path` exists and is not a c1z v1 file,
-/// or if the temp directory cannot be made; an existing file is unpacked
+/// or is one this crate cannot trust (a [`C1zError`]: over the size cap,
+/// or a schema other than the one this crate writes), or if the temp
+/// directory cannot be made; an existing file is unpacked and checked
 /// now too. Dropped without `finish`, the sink leaves `path` as it was and
 /// removes its temp directory.
 pub fn sink(path: &Path) -> anyhow::Result<Box<dyn crate::sink::SyncSink>> {
     sink_with(path, Limits::default())
 }
 
-/// [`sink`], with `limits` on the existing file at `path` whose previous
-/// syncs the new file keeps.
+/// [`sink`], with `limits` (the size cap, and the time budget of the
+/// schema check) on the existing file at `path` whose previous syncs the
+/// new file keeps.
 pub fn sink_with(path: &Path, limits: Limits) -> anyhow::Result<Box<dyn crate::sink::SyncSink>> {
     Ok(Box::new(stream::C1zSink::start(
         path,
