@@ -2,10 +2,13 @@
 //! content is an SQLite database of syncs (MODEL.md). This is what the
 //! `baton` CLI and governance platforms read, so the sync writes it by
 //! default. Packing and unpacking live here, with the caps every reader
-//! applies (10 GiB decoded, a 128 MiB zstd window), so a hostile or broken
-//! file cannot exhaust the disk or memory.
+//! applies (10 GiB decoded by default, a 128 MiB zstd window), so a hostile
+//! or broken file cannot exhaust the disk or memory. A file from disk is
+//! untrusted input throughout ([`Limits`], [`C1zError`]).
 
 mod encode;
+mod guard;
+mod limits;
 mod proto;
 mod read;
 mod recent;
@@ -13,14 +16,16 @@ mod schema;
 #[cfg(test)]
 mod sink_tests;
 mod stream;
+mod trust;
 mod writer;
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead as _, Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
+pub use limits::{C1zError, Limits, STATEMENT_BUDGET};
 pub use read::{C1z, SyncInfo};
 
 /// A sink that streams a sync into the c1z at `path`: rows go into a temp
@@ -31,20 +36,38 @@ pub use read::{C1z, SyncInfo};
 /// needs room for the database (about 1 KB a grant) while the sync runs.
 ///
 /// Fails now, before any row, if `path` exists and is not a c1z v1 file,
-/// or if the temp directory cannot be made; an existing file is unpacked
+/// or is one this crate cannot trust (a [`C1zError`]: over the size cap,
+/// or a schema other than the one this crate writes), or if the temp
+/// directory cannot be made; an existing file is unpacked and checked
 /// now too. Dropped without `finish`, the sink leaves `path` as it was and
 /// removes its temp directory.
 pub fn sink(path: &Path) -> anyhow::Result<Box<dyn crate::sink::SyncSink>> {
+    sink_with(path, Limits::default())
+}
+
+/// [`sink`], with `limits` (the size cap, and the time budget of the
+/// schema check) on the existing file at `path` whose previous syncs the
+/// new file keeps.
+pub fn sink_with(path: &Path, limits: Limits) -> anyhow::Result<Box<dyn crate::sink::SyncSink>> {
     Ok(Box::new(stream::C1zSink::start(
         path,
-        writer::Options::default(),
+        writer::Options {
+            limits,
+            ..writer::Options::default()
+        },
     )?))
 }
 
 /// The c1z file's first five bytes, `C1ZF\0`.
 pub const MAGIC: &[u8; 5] = b"C1ZF\0";
 const MAGIC_V3: &[u8; 5] = b"C1Z3\0";
-/// What readers of the format accept; a bigger database is refused.
+/// The default cap on a c1z's decoded size ([`Limits::max_decoded_bytes`]),
+/// 10 GiB: a file keeps three syncs at about 1 KB a grant, so this fits
+/// tenants of some three million grants, while a crafted file of a few KB
+/// (zstd turns 100 KB into gigabytes of zeros) costs at most this much
+/// temp disk before it is refused. An absolute cap rather than a ratio to
+/// the compressed size: a real database's ratio varies too much with its
+/// content to tell a bomb from a big tenant.
 pub const MAX_DECODED_BYTES: u64 = 10 << 30;
 /// 2^27 = 128 MiB, the window readers allow: no long-window modes.
 const WINDOW_LOG_MAX: u32 = 27;
@@ -143,13 +166,23 @@ pub fn sniff(path: &Path) -> anyhow::Result<Option<Kind>> {
     }))
 }
 
-/// Decompresses the c1z at `src` into the SQLite file `dst`.
+/// Decompresses the c1z at `src` into the SQLite file `dst`, which must not
+/// exist yet; it is created readable by its owner only (0600). The decoded
+/// size is capped at [`MAX_DECODED_BYTES`] ([`C1zError::TooLarge`]); on any
+/// error `dst` is removed.
 pub fn unpack(src: &Path, dst: &Path) -> anyhow::Result<()> {
     unpack_capped(src, dst, MAX_DECODED_BYTES)
 }
 
+/// [`unpack`] under `cap` decoded bytes: refused before writing anything if
+/// the zstd frame declares more, stopped as soon as the count passes it.
 fn unpack_capped(src: &Path, dst: &Path, cap: u64) -> anyhow::Result<()> {
     let name = src.display();
+    let too_large = |declared| C1zError::TooLarge {
+        file: src.to_path_buf(),
+        cap,
+        declared,
+    };
     let mut f =
         std::io::BufReader::new(File::open(src).with_context(|| format!("cannot open {name}"))?);
     let mut head = [0u8; 5];
@@ -163,21 +196,38 @@ fn unpack_capped(src: &Path, dst: &Path, cap: u64) -> anyhow::Result<()> {
         };
         bail!("{name} is not a c1z v1 file ({})", kind.describe());
     }
+    // The frame header (at most 18 bytes, in the buffer now) may declare
+    // the content size; this crate's packer always does. A frame that does
+    // not, or further frames, are held to the cap by the count below.
+    let frame = f
+        .fill_buf()
+        .with_context(|| format!("cannot read {name}"))?;
+    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(frame) {
+        if declared > cap {
+            return Err(too_large(Some(declared)).into());
+        }
+    }
     let mut dec = zstd::stream::read::Decoder::with_buffer(f)
         .with_context(|| format!("{name}: cannot start zstd"))?;
     dec.window_log_max(WINDOW_LOG_MAX)
         .with_context(|| format!("{name}: cannot set the zstd window cap"))?;
-    let mut out = std::io::BufWriter::new(
-        File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?,
-    );
-    let n = std::io::copy(&mut dec.take(cap + 1), &mut out)
-        .with_context(|| format!("{name} is not a valid c1z file: its zstd stream does not decode (or needs a window over 128 MiB)"))?;
-    if n > cap {
-        bail!("{name} decodes to more than {cap} bytes; refusing it as a c1z file");
+    let mut out = std::io::BufWriter::new(crate::atomic::create_private(dst)?);
+    let copied = (|| {
+        // One byte past the cap is how the count knows it was passed.
+        let n = std::io::copy(&mut dec.take(cap.saturating_add(1)), &mut out)
+            .with_context(|| format!("{name} is not a valid c1z file: its zstd stream does not decode (or needs a window over 128 MiB)"))?;
+        if n > cap {
+            return Err(too_large(None).into());
+        }
+        out.flush()
+            .with_context(|| format!("cannot write {}", dst.display()))
+    })();
+    if copied.is_err() {
+        // Nothing partial is left behind: a refused file takes no disk.
+        drop(out);
+        let _ = std::fs::remove_file(dst);
     }
-    out.flush()
-        .with_context(|| format!("cannot write {}", dst.display()))?;
-    Ok(())
+    copied
 }
 
 /// Packs the SQLite file `db` into a c1z at `target`, atomically: a temp
@@ -304,9 +354,61 @@ mod tests {
         std::fs::write(&db, vec![0u8; 10_000]).unwrap();
         let c1z = dir.path().join("x.c1z");
         pack(&db, &c1z).unwrap();
-        let e = unpack_capped(&c1z, &dir.path().join("back"), 9_999).unwrap_err();
-        assert!(e.to_string().contains("more than 9999 bytes"), "{e}");
-        unpack_capped(&c1z, &dir.path().join("back"), 10_000).unwrap();
+        let back = dir.path().join("back");
+        let e = unpack_capped(&c1z, &back, 9_999).unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<C1zError>(),
+            Some(&C1zError::TooLarge {
+                file: c1z.clone(),
+                cap: 9_999,
+                declared: Some(10_000)
+            }),
+            "refused from the frame header: {e}"
+        );
+        assert!(e.to_string().contains("declares 10000 bytes"), "{e}");
+        assert!(e.to_string().contains("9999 bytes cap"), "{e}");
+        assert!(!back.exists(), "nothing was written");
+        unpack_capped(&c1z, &back, 10_000).unwrap();
+    }
+
+    #[test]
+    fn a_bomb_that_hides_its_size_is_stopped_at_the_cap() {
+        // 64 MiB of zeros in a few KB, the size left out of the header.
+        let dir = tempfile::tempdir().unwrap();
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+        enc.include_contentsize(false).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            enc.write_all(&zeros).unwrap();
+        }
+        let mut file = MAGIC.to_vec();
+        file.extend(enc.finish().unwrap());
+        assert!(file.len() < 16 * 1024, "{} bytes", file.len());
+        let c1z = dir.path().join("bomb.c1z");
+        std::fs::write(&c1z, &file).unwrap();
+        let frame = &file[MAGIC.len()..];
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(frame),
+            Ok(None)
+        ));
+
+        let back = dir.path().join("back");
+        let e = unpack_capped(&c1z, &back, 1 << 20).unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<C1zError>(),
+            Some(&C1zError::TooLarge {
+                file: c1z.clone(),
+                cap: 1 << 20,
+                declared: None
+            })
+        );
+        assert!(
+            e.to_string().contains("the partial copy was removed"),
+            "{e}"
+        );
+        assert!(!back.exists(), "the partial copy is removed");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the bomb");
     }
 
     #[test]

@@ -4,15 +4,17 @@
 //! blobs repeat the entitlement and principal, and there can be 500,000).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use prost::Message as _;
 use prost_types::{value::Kind as ValueKind, Struct, Value};
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use super::guard::Budget;
 use super::proto::{self, user_trait};
+use super::Limits;
 use crate::model::{self as output, SyncOutput};
 
 /// One row of `v1_sync_runs`, with its row counts.
@@ -37,49 +39,87 @@ pub struct SyncInfo {
     pub stats: Option<serde_json::Value>,
 }
 
-/// An unpacked c1z, open read-only; the temp copy goes when this drops.
+/// An unpacked c1z, open read-only, its schema checked; each statement on
+/// it runs under the budget of its [`Limits`] ([`C1zError::TooSlow`]). The
+/// temp copy goes when this drops.
+///
+/// [`C1zError::TooSlow`]: super::C1zError::TooSlow
 pub struct C1z {
     conn: Connection,
+    budget: Budget,
+    /// The c1z's path, for messages.
+    file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl C1z {
-    /// Unpacks the c1z at `path` into a private temp directory and opens it.
+    /// Unpacks the c1z at `path` into a private temp directory and opens it,
+    /// under the default [`Limits`].
     pub fn open(path: &Path) -> anyhow::Result<C1z> {
-        let dir = tempfile::Builder::new()
-            .prefix("connector-host-inspect-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
+        C1z::open_with(path, &Limits::default())
+    }
+
+    /// [`C1z::open`] under `limits`. The file is refused with a
+    /// [`C1zError`](super::C1zError) if it decodes to more than their cap,
+    /// if its database is not exactly the schema this crate writes (a
+    /// view, a trigger, a table, index or column of its own), or if
+    /// checking that runs past the statement budget.
+    pub fn open_with(path: &Path, limits: &Limits) -> anyhow::Result<C1z> {
+        C1z::open_in(path, limits, &std::env::temp_dir())
+    }
+
+    /// [`C1z::open_with`], its temp directory made in `tmp`.
+    pub(super) fn open_in(path: &Path, limits: &Limits, tmp: &Path) -> anyhow::Result<C1z> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("connector-host-inspect-");
+        // tempfile's default, but said: the copy is a tenant's data.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            b.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        let dir = b
+            .tempdir_in(tmp)
+            .with_context(|| format!("cannot create a temporary directory in {}", tmp.display()))?;
         let db = dir.path().join("sync.db");
-        super::unpack(path, &db)?;
+        super::unpack_capped(path, &db, limits.max_decoded_bytes)?;
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("{} is not a valid c1z file", path.display()))?;
-        let has_runs: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='v1_sync_runs'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .with_context(|| {
-                format!(
-                    "{} is not a valid c1z file: its content is not an SQLite database",
-                    path.display()
-                )
-            })?;
-        if has_runs.is_none() {
-            anyhow::bail!(
-                "{} is not a valid c1z file: no v1_sync_runs table",
-                path.display()
-            );
-        }
-        Ok(C1z { conn, _dir: dir })
+        // Nothing in the file runs: SQLite's defences first, then its
+        // schema checked before any statement reads a row.
+        super::guard::harden(&conn)?;
+        let budget = Budget::install(&conn, limits.statement_budget);
+        super::trust::check(&conn, path).map_err(|e| budget.explain(e, path))?;
+        Ok(C1z {
+            conn,
+            budget,
+            file: path.to_path_buf(),
+            _dir: dir,
+        })
     }
 
     /// Every sync in the file, newest first.
     pub fn syncs(&self) -> anyhow::Result<Vec<SyncInfo>> {
+        self.syncs_now()
+            .map_err(|e| self.budget.explain(e, &self.file))
+    }
+
+    /// One sync, in the output model.
+    pub fn load(&self, sync: &SyncInfo) -> anyhow::Result<SyncOutput> {
+        self.load_now(sync)
+            .map_err(|e| self.budget.explain(e, &self.file))
+    }
+
+    /// A statement on the file, with the budget's clock restarted: each
+    /// is run as soon as it is prepared.
+    fn prepare(&self, sql: &str) -> rusqlite::Result<rusqlite::Statement<'_>> {
+        self.budget.restart();
+        self.conn.prepare(sql)
+    }
+
+    fn syncs_now(&self) -> anyhow::Result<Vec<SyncInfo>> {
         let counts = |table: &str| -> anyhow::Result<BTreeMap<String, u64>> {
-            let mut stmt = self.conn.prepare(&format!(
+            let mut stmt = self.prepare(&format!(
                 "SELECT sync_id, count(*) FROM {table} GROUP BY sync_id"
             ))?;
             let rows = stmt.query_map([], |r| {
@@ -92,7 +132,7 @@ impl C1z {
             counts("v1_entitlements")?,
             counts("v1_grants")?,
         );
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.prepare(
             "SELECT sync_id, sync_type, started_at, ended_at, stats FROM v1_sync_runs \
              ORDER BY ended_at IS NULL, ended_at DESC, id DESC",
         )?;
@@ -133,8 +173,7 @@ impl C1z {
             .collect())
     }
 
-    /// One sync, in the output model.
-    pub fn load(&self, sync: &SyncInfo) -> anyhow::Result<SyncOutput> {
+    fn load_now(&self, sync: &SyncInfo) -> anyhow::Result<SyncOutput> {
         let id = sync.sync_id.as_str();
         let resource_types = self.blobs("v1_resource_types", id, |b| {
             let t = proto::ResourceType::decode(b)?;
@@ -165,7 +204,7 @@ impl C1z {
             })
         })?;
 
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.prepare(
             "SELECT external_id, entitlement_id, principal_resource_type_id, principal_resource_id \
              FROM v1_grants WHERE sync_id = ?1 ORDER BY id",
         )?;
@@ -219,7 +258,7 @@ impl C1z {
         sync_id: &str,
         decode: impl Fn(&[u8]) -> Result<T, prost::DecodeError>,
     ) -> anyhow::Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.prepare(&format!(
             "SELECT id, data FROM {table} WHERE sync_id = ?1 ORDER BY id"
         ))?;
         let mut rows = stmt.query([sync_id])?;
@@ -401,6 +440,32 @@ mod tests {
             .map(|s| s.sync_id)
             .collect();
         assert_eq!(ids, [second.sync_id.unwrap(), first.sync_id.unwrap()]);
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.c1z");
+        write_doc(&path, &sample(&["u1"], &[]));
+        let limits = Limits {
+            max_decoded_bytes: 4096,
+            ..Limits::default()
+        };
+        let e = C1z::open_with(&path, &limits).err().unwrap();
+        assert!(e.to_string().contains("over the 4096 bytes cap"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_unpacked_copy_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.c1z");
+        write_doc(&path, &sample(&["u1"], &[]));
+        let c = C1z::open(&path).unwrap();
+        assert_eq!(mode(c._dir.path()), 0o700);
+        assert_eq!(mode(&c._dir.path().join("sync.db")), 0o600);
     }
 
     #[test]

@@ -476,3 +476,53 @@ fn a_file_that_is_not_a_c1z_is_refused_up_front_and_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), b"C1ZF\0garbage");
     assert_eq!(entries(dir.path()), ["s.c1z"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn temp_databases_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    // A new database, and an existing file's unpacked copy.
+    for existing in [false, true] {
+        let store = super::writer::Store::open(&path, &Options::default()).unwrap();
+        let db = store.db_path();
+        assert_eq!(mode(db.parent().unwrap()), 0o700, "existing: {existing}");
+        assert_eq!(mode(db), 0o600, "existing: {existing}");
+        drop(store);
+        write_doc(&path, &sample(&["u1"], &[]));
+    }
+    assert_eq!(mode(&path), 0o600, "the packed output");
+
+    // The compact copy: VACUUM INTO an empty private file keeps its mode.
+    let (_d, conn) = open(&path);
+    let compact = dir.path().join("compact.db");
+    crate::atomic::create_private(&compact).unwrap();
+    conn.execute("VACUUM INTO ?1", [compact.to_str().unwrap()])
+        .unwrap();
+    assert!(std::fs::metadata(&compact).unwrap().len() > 0);
+    assert_eq!(mode(&compact), 0o600);
+}
+
+#[test]
+fn an_existing_file_over_the_cap_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    write_doc(&path, &sample(&["u1"], &["u1"]));
+    let before = std::fs::read(&path).unwrap();
+    let limits = Limits {
+        max_decoded_bytes: 4096,
+        ..Limits::default()
+    };
+    let e = sink_with(&path, limits).err().unwrap();
+    assert!(
+        matches!(
+            e.downcast_ref::<C1zError>(),
+            Some(C1zError::TooLarge { cap: 4096, .. })
+        ),
+        "{e:#}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(entries(dir.path()), ["s.c1z"], "no temp directory is left");
+}

@@ -23,8 +23,9 @@ use prost::Message as _;
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::encode::{self, EntitlementRow, StoredStats};
+use super::guard::Budget;
 use super::recent::Recent;
-use super::{pack, proto, schema, sniff, unpack, Kind};
+use super::{guard, pack, proto, schema, sniff, trust, unpack_capped, Kind};
 use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
 use crate::sink::{Counts, Finished, RunStats};
 
@@ -44,6 +45,8 @@ pub(super) struct Options {
     pub cache_entries: usize,
     /// A cap on the database's pages (tests: a full disk).
     pub max_pages: Option<u64>,
+    /// The caps on the existing file whose syncs are kept.
+    pub limits: super::Limits,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
         Options {
             cache_entries: 4096,
             max_pages: None,
+            limits: super::Limits::default(),
         }
     }
 }
@@ -142,16 +146,29 @@ impl Store {
         let work = crate::atomic::work_dir(target)?;
         let db = work.path().join("sync.db");
         if existed {
-            unpack(target, &db)?;
+            unpack_capped(target, &db, opts.limits.max_decoded_bytes)?;
+        } else {
+            // SQLite would create it 0644 less the umask.
+            crate::atomic::create_private(&db)?;
         }
         let conn = Connection::open(&db).context("cannot open the temporary database")?;
+        // The existing file is untrusted: SQLite's defences on, and its
+        // schema checked before any statement reads or writes a row (a
+        // trigger would otherwise run on our deletes and persist into the
+        // new file).
+        guard::harden(&conn)?;
         if existed {
-            check_is_c1z_db(&conn)
-                .with_context(|| format!("{} is not a valid c1z file", target.display()))?;
+            // The budget covers the check, not the writer's own statements
+            // after it (Limits::statement_budget says why).
+            let budget = Budget::install(&conn, opts.limits.statement_budget);
+            trust::check(&conn, target).map_err(|e| budget.explain(e, target))?;
+            Budget::remove(&conn);
         }
         // The temp database is thrown away on any failure, so it needs no
         // journal, no fsyncs and no file locks while it is built.
-        conn.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))?;
+        guard::without_defensive(&conn, |c| {
+            c.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))
+        })?;
         conn.pragma_update(None, "synchronous", "OFF")?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         if !existed {
@@ -173,6 +190,12 @@ impl Store {
             target: target.to_path_buf(),
             cache_entries: opts.cache_entries,
         })
+    }
+
+    /// The temp database, for the tests.
+    #[cfg(test)]
+    pub fn db_path(&self) -> &Path {
+        &self.db
     }
 
     /// The writer thread: pages until `Finish` (then the file is written),
@@ -219,20 +242,6 @@ impl Store {
         drop(work);
         result
     }
-}
-
-fn check_is_c1z_db(conn: &Connection) -> anyhow::Result<()> {
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='v1_sync_runs'",
-            [],
-            |r| r.get(0),
-        )
-        .context("its content is not an SQLite database")?;
-    if n == 0 {
-        bail!("its database has no v1_sync_runs table");
-    }
-    Ok(())
 }
 
 struct Writer {
@@ -449,6 +458,8 @@ impl Writer {
         let compact = work.join("compact.db");
         let packed = match compact.to_str() {
             Some(to) if deleted_rows > 0 => {
+                // VACUUM INTO fills an empty file and keeps its mode.
+                crate::atomic::create_private(&compact)?;
                 self.conn
                     .execute("VACUUM INTO ?1", [to])
                     .context("cannot compact the c1z database")?;
