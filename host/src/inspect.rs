@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -69,8 +70,34 @@ pub enum What {
     Diff,
 }
 
-pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let source = Source::open(&args.file)?;
+/// Where this run unpacks c1z files: a private directory of its own, so
+/// [`clean_up`] can remove what was unpacked even when a signal stops the
+/// run halfway through (the work runs on a thread the signal cannot stop).
+static SCRATCH: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn scratch() -> anyhow::Result<PathBuf> {
+    let dir = tempfile::Builder::new()
+        .prefix("connector-host-")
+        .tempdir()
+        .context("cannot create a temporary directory to unpack into (check TMPDIR)")?
+        .keep();
+    *SCRATCH.lock().unwrap_or_else(PoisonError::into_inner) = Some(dir.clone());
+    Ok(dir)
+}
+
+/// Removes whatever this run unpacked; called on every way out.
+pub fn clean_up() {
+    let dir = SCRATCH
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+pub fn run(args: &InspectArgs, limits: &c1z::Limits) -> anyhow::Result<()> {
+    let source = Source::open(&args.file, limits)?;
     let mut out = Vec::new();
     render(source, args, &mut out)?;
     let mut stdout = std::io::stdout().lock();
@@ -93,13 +120,13 @@ enum Source {
 }
 
 impl Source {
-    fn open(path: &Path) -> anyhow::Result<Source> {
+    fn open(path: &Path, limits: &c1z::Limits) -> anyhow::Result<Source> {
         let name = path.display();
         match c1z::sniff(path)? {
             None => bail!(
                 "{name} does not exist: run `connector-host sync -f {name}` first, or pass -f FILE"
             ),
-            Some(Kind::C1zV1) => Ok(Source::C1z(C1z::open(path)?)),
+            Some(Kind::C1zV1) => Ok(Source::C1z(C1z::open_in(path, limits, &scratch()?)?)),
             Some(Kind::Json) => {
                 let f = std::fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
                 let mut out: SyncOutput = serde_json::from_reader(std::io::BufReader::new(f))

@@ -58,6 +58,11 @@ struct Cli {
     #[arg(long, global = true, default_value = "info", env = "CONNECTOR_LOG")]
     log_level: String,
 
+    /// The most a c1z read by the host may unpack to, in GiB (an untrusted file may decode to far
+    /// more than its size).
+    #[arg(long, global = true, default_value_t = 10, value_name = "GIB")]
+    max_c1z_gb: u64,
+
     /// Memory the component may use, in MiB: all its linear memories and tables together.
     #[arg(long, global = true, default_value_t = 256)]
     memory_mb: usize,
@@ -211,16 +216,21 @@ fn main() -> ExitCode {
         }
     };
     let mut secrets = Secrets::default();
+    let mut signalled = None;
     let outcome = rt.block_on(async {
         tokio::select! {
             r = run(cli, &mut secrets) => r,
-            _ = shutdown_signal() => Err(anyhow::anyhow!(
-                "interrupted: stopped before finishing; any previous output file is untouched"
-            )),
+            signal = shutdown_signal() => {
+                signalled = Some(signal);
+                Err(anyhow::anyhow!(
+                    "interrupted: stopped before finishing; any previous output file is untouched"
+                ))
+            }
         }
     });
     // The runtime may hold a component mid-call; don't wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));
+    inspect::clean_up();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -228,12 +238,14 @@ fn main() -> ExitCode {
             // whatever the application put in the message.
             let text = secrets.scrub(&format!("{e:#}"));
             eprintln!("error: {}", terminal::escape(&text));
-            ExitCode::FAILURE
+            // The shell's convention: 128 + the signal's number.
+            signalled.map_or(ExitCode::FAILURE, |s| ExitCode::from(128 + s))
         }
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM; answers its number.
+async fn shutdown_signal() -> u8 {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -243,16 +255,17 @@ async fn shutdown_signal() {
         ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
-                    _ = int.recv() => {},
-                    _ = term.recv() => {},
+                    _ = int.recv() => 2,
+                    _ = term.recv() => 15,
                 }
             }
-            _ => std::future::pending::<()>().await,
+            _ => std::future::pending::<u8>().await,
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        2
     }
 }
 
@@ -282,8 +295,16 @@ fn init_logging(level: &str) {
 
 async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     // Reading a file needs no component and no credentials.
-    if let Command::Inspect(args) = &cli.command {
-        return inspect::run(args);
+    let c1z_limits = c1z::Limits {
+        max_decoded_bytes: cli.max_c1z_gb.saturating_mul(1 << 30),
+        ..c1z::Limits::default()
+    };
+    if let Command::Inspect(args) = cli.command {
+        // On a thread of its own, so a signal stops the run while it
+        // unpacks or queries (main then removes what it unpacked).
+        return tokio::task::spawn_blocking(move || inspect::run(&args, &c1z_limits))
+            .await
+            .context("inspect stopped unexpectedly")?;
     }
     let path = match &cli.component {
         Some(p) => p.clone(),
@@ -477,7 +498,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             };
             let sink = match c1z::OutputFormat::for_path(&file) {
                 c1z::OutputFormat::Json => sync_store::json::sink(&file)?,
-                c1z::OutputFormat::C1z => c1z::sink(&file)?,
+                c1z::OutputFormat::C1z => c1z::sink_with(&file, c1z_limits)?,
             };
             let done = sync::run(&mut conn, &meta, &policy, sink)
                 .await

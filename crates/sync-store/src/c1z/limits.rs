@@ -18,7 +18,6 @@ use std::time::Duration;
 /// [`sink_with`]: super::sink_with
 /// [`sink`]: super::sink
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Limits {
     /// The most bytes a c1z may decode to, checked against the size its
     /// zstd frame declares before anything is written, then counted while

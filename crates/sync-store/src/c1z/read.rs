@@ -68,8 +68,9 @@ impl C1z {
         C1z::open_in(path, limits, &std::env::temp_dir())
     }
 
-    /// [`C1z::open_with`], its temp directory made in `tmp`.
-    pub(super) fn open_in(path: &Path, limits: &Limits, tmp: &Path) -> anyhow::Result<C1z> {
+    /// [`C1z::open_with`], its temp directory made in `tmp` (a caller that
+    /// must clean up after a signal gives a directory of its own).
+    pub fn open_in(path: &Path, limits: &Limits, tmp: &Path) -> anyhow::Result<C1z> {
         let mut b = tempfile::Builder::new();
         b.prefix("connector-host-inspect-");
         // tempfile's default, but said: the copy is a tenant's data.
