@@ -126,7 +126,11 @@ impl Source {
             None => bail!(
                 "{name} does not exist: run `connector-host sync -f {name}` first, or pass -f FILE"
             ),
-            Some(Kind::C1zV1) => Ok(Source::C1z(Box::new(C1z::open_in(path, limits, &scratch()?)?))),
+            Some(Kind::C1zV1) => Ok(Source::C1z(Box::new(C1z::open_in(
+                path,
+                limits,
+                &scratch()?,
+            )?))),
             Some(Kind::Json) => {
                 let f = std::fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
                 let mut out: SyncOutput = serde_json::from_reader(std::io::BufReader::new(f))

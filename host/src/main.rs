@@ -58,6 +58,23 @@ struct Cli {
     #[arg(long, global = true, default_value = "info", env = "CONNECTOR_LOG")]
     log_level: String,
 
+    /// A sync stops past this many pages of one listing (an application or component that never
+    /// stops paging).
+    #[arg(long, global = true, default_value_t = 100_000, value_name = "N")]
+    max_pages: u64,
+
+    /// A sync stops past this many rows (resources, entitlements and grants in all).
+    #[arg(long, global = true, default_value_t = 100_000_000, value_name = "N")]
+    max_rows: u64,
+
+    /// A sync stops past this many MiB of row text lifted from the component.
+    #[arg(long, global = true, default_value_t = 65_536, value_name = "MIB")]
+    max_sync_mb: u64,
+
+    /// A sync stops when it has run this long (e.g. 90m, 24h); nothing is written.
+    #[arg(long, global = true, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    sync_timeout: Duration,
+
     /// The most a c1z read by the host may unpack to, in GiB (an untrusted file may decode to far
     /// more than its size).
     #[arg(long, global = true, default_value_t = 10, value_name = "GIB")]
@@ -500,7 +517,13 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 c1z::OutputFormat::Json => sync_store::json::sink(&file)?,
                 c1z::OutputFormat::C1z => c1z::sink_with(&file, c1z_limits)?,
             };
-            let done = sync::run(&mut conn, &meta, &policy, sink)
+            let caps = connector_runtime::SyncCaps {
+                max_pages_per_listing: cli.max_pages,
+                max_rows: cli.max_rows,
+                max_bytes: cli.max_sync_mb.saturating_mul(1 << 20),
+                deadline: cli.sync_timeout,
+            };
+            let done = sync::run_with(&mut conn, &meta, &policy, &caps, sink)
                 .await
                 .context("sync failed")?;
             print_summary(&meta, &done, &file, started.elapsed());

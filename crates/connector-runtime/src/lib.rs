@@ -30,6 +30,7 @@ mod bindings;
 pub mod bounds;
 pub mod budget;
 pub mod cache;
+mod caps;
 pub mod config;
 mod connector;
 mod convert;
@@ -46,6 +47,7 @@ mod types;
 
 pub use bounds::Bounds;
 pub use budget::Caps;
+pub use caps::SyncCaps;
 pub use connector::{Connector, OpenError};
 pub use egress::OperatorEgress;
 pub use engine::{Component, Engine, EngineConfig};

@@ -15,31 +15,34 @@ use anyhow::bail;
 use sync_store::model::{ConnectorInfo, ResourceId, TotalMoved};
 use sync_store::sink::{Finished, RunStats, SyncSink};
 
+use crate::caps::{measure, SyncCaps, Tally};
 use crate::connector::Connector;
 use crate::errors::CallError;
 use crate::retry::RetryPolicy;
-use crate::types::{EntitlementPage, GrantPage, Metadata, ResourcePage, TypeInfo};
+use crate::types::{EntitlementPage, GrantPage, Metadata, TypeInfo};
 
-/// What every page type has in common: the token of the next page.
+/// What the per-resource page types have in common: the token of the next
+/// page, and their rows' count and size.
 trait Paged {
     fn next_token(&mut self) -> Option<String>;
-}
-
-impl Paged for ResourcePage {
-    fn next_token(&mut self) -> Option<String> {
-        self.next_page_token.take()
-    }
+    fn measure(&self) -> (usize, u64);
 }
 
 impl Paged for EntitlementPage {
     fn next_token(&mut self) -> Option<String> {
         self.next_page_token.take()
     }
+    fn measure(&self) -> (usize, u64) {
+        measure(&self.items)
+    }
 }
 
 impl Paged for GrantPage {
     fn next_token(&mut self) -> Option<String> {
         self.next_page_token.take()
+    }
+    fn measure(&self) -> (usize, u64) {
+        measure(&self.items)
     }
 }
 
@@ -49,14 +52,53 @@ struct Driver<'a> {
     policy: &'a RetryPolicy,
     retries: u64,
     pages: u64,
+    tally: Tally,
+    /// When the sync started, and how long it may take.
+    deadline: (Instant, Duration),
 }
 
-/// Runs a full sync of `conn` into `sink` and finishes the sink: the
-/// output is written only when every page came in.
+/// Runs a full sync of `conn` into `sink` under the default [`SyncCaps`]
+/// and finishes the sink: the output is written only when every page came
+/// in.
 pub async fn run(
     conn: &mut Connector,
     meta: &Metadata,
     policy: &RetryPolicy,
+    sink: Box<dyn SyncSink>,
+) -> anyhow::Result<Finished> {
+    run_with(conn, meta, policy, &SyncCaps::default(), sink).await
+}
+
+/// [`run`] under `caps`: past any of them the sync stops with an error
+/// naming the cap, and the sink is dropped unfinished (nothing written).
+pub async fn run_with(
+    conn: &mut Connector,
+    meta: &Metadata,
+    policy: &RetryPolicy,
+    caps: &SyncCaps,
+    sink: Box<dyn SyncSink>,
+) -> anyhow::Result<Finished> {
+    // The timer stops a sync waiting on the network; a component that
+    // answers at once never lets it fire, so each call also checks the
+    // clock (`Driver::with_retry`).
+    match tokio::time::timeout(caps.deadline, drive(conn, meta, policy, caps, sink)).await {
+        Ok(done) => done,
+        Err(_) => Err(past_deadline(caps.deadline)),
+    }
+}
+
+fn past_deadline(deadline: Duration) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the sync ran past its deadline of {} (--sync-timeout); nothing was written: raise it if the tenant needs longer",
+        humantime::format_duration(deadline)
+    )
+}
+
+async fn drive(
+    conn: &mut Connector,
+    meta: &Metadata,
+    policy: &RetryPolicy,
+    caps: &SyncCaps,
     mut sink: Box<dyn SyncSink>,
 ) -> anyhow::Result<Finished> {
     let started = Instant::now();
@@ -66,6 +108,8 @@ pub async fn run(
         policy,
         retries: 0,
         pages: 0,
+        tally: Tally::new(*caps),
+        deadline: (started, caps.deadline),
     };
 
     let types: Vec<TypeInfo> = d
@@ -113,7 +157,7 @@ pub async fn run(
                 })
                 .await?;
             d.pages += 1;
-            let next = page.next_token();
+            let next = page.next_page_token.take();
             if let Some(hint) = page.total_hint {
                 totals
                     .get_or_insert(TotalMoved {
@@ -130,6 +174,15 @@ pub async fn run(
                 );
             }
             rows += page.items.len() as u64;
+            pager.count(&d.tally)?;
+            let (n, bytes) = measure(&page.items);
+            d.tally.add(n, bytes)?;
+            if let Some(inc) = &page.included {
+                let (n, bytes) = measure(&inc.entitlements);
+                d.tally.add(n, bytes)?;
+                let (n, bytes) = measure(&inc.grants);
+                d.tally.add(n, bytes)?;
+            }
             let mut ask = |id: ResourceId| {
                 if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
                     pending.push(id);
@@ -191,6 +244,7 @@ struct Pager<'a> {
     what: Describe<'a>,
     token: Option<String>,
     used: HashSet<String>,
+    pages: u64,
 }
 
 impl<'a> Pager<'a> {
@@ -199,7 +253,14 @@ impl<'a> Pager<'a> {
             what,
             token: None,
             used: HashSet::new(),
+            pages: 0,
         }
+    }
+
+    /// Counts a page of the listing against the page cap.
+    fn count(&mut self, tally: &Tally) -> anyhow::Result<()> {
+        self.pages += 1;
+        tally.check_pages(self.pages, self.what)
     }
 
     /// Takes the next token; false when the listing is done.
@@ -270,6 +331,9 @@ impl Driver<'_> {
                 .with_retry(what, async |c| fetch(c, token.as_deref()).await)
                 .await?;
             self.pages += 1;
+            pager.count(&self.tally)?;
+            let (rows, bytes) = page.measure();
+            self.tally.add(rows, bytes)?;
             let next = page.next_token();
             on_page(page)?;
             if !pager.advance(next)? {
@@ -286,6 +350,9 @@ impl Driver<'_> {
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
+            if self.deadline.0.elapsed() > self.deadline.1 {
+                return Err(past_deadline(self.deadline.1));
+            }
             let err = match call(self.conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
