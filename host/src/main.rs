@@ -472,6 +472,12 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             };
             match outcome {
                 CreateAccountOutcome::Created(resource, credential) => {
+                    // The password is a secret from now on, in every form,
+                    // in whatever is printed or logged next.
+                    if let Some(c) = &credential {
+                        *secrets = secrets.with(c.password.as_str());
+                        redact::install(secrets);
+                    }
                     let mut line = format!("created {}", resource.id);
                     match (credential, vault) {
                         // The ciphertext is all of stdout (so it pipes into `age -d`); the

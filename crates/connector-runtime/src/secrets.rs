@@ -72,6 +72,16 @@ impl Secrets {
         Secrets { forms }
     }
 
+    /// These secrets and `secret` too (a password the host learns while it
+    /// runs), in every form.
+    pub fn with(&self, secret: &str) -> Secrets {
+        let mut more = Secrets::new([secret], std::iter::empty::<&str>());
+        more.forms.extend(self.forms.iter().cloned());
+        more.forms.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        more.forms.dedup_by(|a, b| a.as_str() == b.as_str());
+        more
+    }
+
     /// No secret to hide.
     pub fn is_empty(&self) -> bool {
         self.forms.is_empty()
@@ -118,6 +128,26 @@ fn encodings(secret: &str) -> Vec<String> {
         let inner = &json[1..json.len() - 1];
         out.push(inner.to_string());
         out.push(inner.replace('/', "\\/"));
+        // Go's encoder (what many APIs are written in) escapes these three.
+        out.push(
+            inner
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026"),
+        );
+    }
+    // Some encoders escape every character that is not a letter or digit.
+    for upper in [false, true] {
+        let escaped: String = secret
+            .chars()
+            .map(|c| match c {
+                c if c.is_ascii_alphanumeric() => c.to_string(),
+                c if (c as u32) < 0x10000 && upper => format!("\\u{:04X}", c as u32),
+                c if (c as u32) < 0x10000 => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+        out.push(escaped);
     }
     let percent = utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string();
     out.push(lower_hex(&percent));
@@ -307,5 +337,29 @@ mod tests {
         let s = Secrets::new(["clé-secrète-été"], []);
         assert_eq!(s.scrub("é clé-secrète-été é"), "é [redacted] é");
         assert_eq!(s.scrub("ééé"), "ééé");
+    }
+
+    #[test]
+    fn escapes_of_every_encoder_are_hidden() {
+        let pw = "Ab1<x>&\"q\\/9zZ";
+        let s = Secrets::default().with(pw);
+        let go = "Ab1\\u003cx\\u003e\\u0026\\\"q\\\\/9zZ";
+        let escape = |upper: bool| -> String {
+            pw.chars()
+                .map(|c| match c {
+                    c if c.is_ascii_alphanumeric() => c.to_string(),
+                    c if upper => format!("\\u{:04X}", c as u32),
+                    c => format!("\\u{:04x}", c as u32),
+                })
+                .collect()
+        };
+        for text in [
+            format!("detail: {go}"),
+            format!("detail: {}", escape(false)),
+            format!("detail: {}", escape(true)),
+        ] {
+            let out = s.scrub(&text);
+            assert_eq!(out, "detail: [redacted]", "{text}");
+        }
     }
 }
