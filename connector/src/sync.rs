@@ -44,6 +44,14 @@ struct At {
     restart: bool,
 }
 
+fn noun(kind: &str) -> &'static str {
+    if kind == USER {
+        "users"
+    } else {
+        "groups"
+    }
+}
+
 /// One page's items for the host, after dropping those an earlier page already returned.
 struct Listed {
     items: Vec<Resource>,
@@ -60,8 +68,9 @@ pub fn list_resources(
     if kind != USER && kind != GROUP {
         return Err(unknown_type(kind));
     }
+    let position = paging::position(token)?;
     let at = At {
-        start: paging::start_index(token)?,
+        start: position.start,
         restart: token.is_none_or(str::is_empty),
     };
     with_ironclad(|ic| {
@@ -71,10 +80,14 @@ pub fn list_resources(
             ic.groups_page(at.start)?
         };
         let paged = Page {
+            noun: noun(kind),
             start: at.start,
             len: page.page_len(),
             repeated: 0,
             total_results: page.total_results,
+            // The first page's total; a plain-number token (from an earlier version) knows none,
+            // and the listing is measured against this page's from there on.
+            first_total: position.first_total.or(page.total_results),
         };
         let listed = if kind == USER {
             users(page, at)
@@ -86,7 +99,7 @@ pub fn list_resources(
             next_page_token: paging::next_token(&Page {
                 repeated: listed.repeated,
                 ..paged
-            }),
+            })?,
             total_hint: paged.total_results,
             included: listed.included,
         })
