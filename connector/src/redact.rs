@@ -79,9 +79,12 @@ impl SecretForms {
     }
 
     /// Where the longest run of this secret that starts at byte `at` of `text` ends, when it is
-    /// long enough to hide. Every form is whole UTF-8, so the end is a character boundary.
-    fn run_at(&self, text: &[u8], at: usize) -> Option<usize> {
-        let first = *text.get(at)?;
+    /// long enough to hide. Every form is whole UTF-8, so the end is a character boundary. Each
+    /// comparison is paid from `budget`; `Err` when it runs out.
+    fn run_at(&self, text: &[u8], at: usize, budget: &mut usize) -> Result<Option<usize>, Spent> {
+        let Some(&first) = text.get(at) else {
+            return Ok(None);
+        };
         let c = self.compiled();
         let mut best = None;
         for &start in &c.starts[usize::from(first)] {
@@ -91,13 +94,15 @@ impl SecretForms {
             for (n, char_forms) in c.forms[start..].iter().enumerate() {
                 let mut next = Vec::new();
                 for &end in &ends {
+                    *budget = budget.checked_sub(char_forms.len()).ok_or(Spent)?;
                     for f in char_forms {
-                        let further = end + f.len();
-                        if text[end..].starts_with(f.as_bytes()) && !next.contains(&further) {
-                            next.push(further);
+                        if text[end..].starts_with(f.as_bytes()) {
+                            next.push(end + f.len());
                         }
                     }
                 }
+                next.sort_unstable();
+                next.dedup();
                 if next.is_empty() {
                     break;
                 }
@@ -107,23 +112,42 @@ impl SecretForms {
                 }
             }
         }
-        best
+        Ok(best)
     }
 }
 
+/// The comparisons of forms one [`hide`] may make: a hundred times what a real quote needs,
+/// and a bound on a text built to be slow (a run of backslashes, against a secret full of them,
+/// can be read in very many ways).
+const BUDGET: usize = 1 << 18;
+
+/// The budget ran out.
+#[derive(Debug)]
+struct Spent;
+
 /// `text` with every run of a secret replaced by [`REDACTED`], cut at `limit` characters of the
 /// result; `true` when something was cut off. Work stops at the cut, so a huge body costs no more
-/// than the part quoted (plus the lookahead of a run that starts before the cut).
+/// than the part quoted (plus the lookahead of a run that starts before the cut). Should the
+/// budget run out, the rest of the text is hidden whole: failing closed.
 pub fn hide(text: &str, secrets: &[SecretForms], limit: usize) -> (String, bool) {
     let bytes = text.as_bytes();
     let mut out = String::new();
     let mut written = 0usize;
     let mut at = 0;
+    let mut budget = BUDGET;
     while at < bytes.len() {
         if written >= limit {
             return (out, true);
         }
-        if let Some(end) = secrets.iter().filter_map(|s| s.run_at(bytes, at)).max() {
+        let runs: Result<Vec<Option<usize>>, Spent> = secrets
+            .iter()
+            .map(|s| s.run_at(bytes, at, &mut budget))
+            .collect();
+        let end = match runs {
+            Ok(runs) => runs.into_iter().flatten().max(),
+            Err(Spent) => Some(bytes.len()),
+        };
+        if let Some(end) = end {
             for c in REDACTED.chars().take(limit - written) {
                 out.push(c);
             }
@@ -289,6 +313,15 @@ mod tests {
         ] {
             assert_eq!(hidden(text, &[secret]), REDACTED, "{text}");
         }
+    }
+
+    #[test]
+    fn a_text_built_to_be_slow_is_hidden_whole() {
+        let forms = [SecretForms::new(&"\\".repeat(64)).unwrap()];
+        let text = format!("ok {}", "\\".repeat(2000));
+        let started = std::time::Instant::now();
+        assert_eq!(hide(&text, &forms, 1000), (format!("ok {REDACTED}"), false));
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     }
 
     #[test]
