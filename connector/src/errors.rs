@@ -29,6 +29,12 @@ pub fn truncate_to(s: &str, limit: usize) -> String {
     out
 }
 
+/// `s` with the secrets of the current call hidden but nothing cut: a line handed to the host
+/// whole, such as `validate`'s.
+pub fn hide_secrets(s: &str) -> String {
+    HIDDEN.with(|h| redact::hide(s, &h.borrow(), usize::MAX).0)
+}
+
 thread_local! {
     /// The secrets of the call under way, set by [`hiding`] (and added to by [`also_hide`]); a
     /// component instance runs one call at a time on one thread.
@@ -460,6 +466,16 @@ mod tests {
         assert_eq!(words, "bearer <redacted> revoked");
         // Only for that call.
         assert!(ironclad_words(body.as_bytes()).contains(token));
+    }
+
+    #[test]
+    fn whole_lines_are_hidden_but_not_cut() {
+        let line = format!("acting as {} <s3cr3t-value@x>", "x".repeat(QUOTE_LIMIT));
+        let hidden = hiding(&["s3cr3t-value"], || hide_secrets(&line));
+        assert_eq!(
+            hidden,
+            format!("acting as {} <<redacted>@x>", "x".repeat(QUOTE_LIMIT))
+        );
     }
 
     #[test]

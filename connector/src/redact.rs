@@ -139,14 +139,16 @@ pub fn hide(text: &str, secrets: &[SecretForms], limit: usize) -> (String, bool)
         if written >= limit {
             return (out, true);
         }
-        let runs: Result<Vec<Option<usize>>, Spent> = secrets
-            .iter()
-            .map(|s| s.run_at(bytes, at, &mut budget))
-            .collect();
-        let end = match runs {
-            Ok(runs) => runs.into_iter().flatten().max(),
-            Err(Spent) => Some(bytes.len()),
-        };
+        let mut end = None;
+        for secret in secrets {
+            match secret.run_at(bytes, at, &mut budget) {
+                Ok(run) => end = end.max(run),
+                Err(Spent) => {
+                    end = Some(bytes.len());
+                    break;
+                }
+            }
+        }
         if let Some(end) = end {
             for c in REDACTED.chars().take(limit - written) {
                 out.push(c);

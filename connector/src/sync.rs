@@ -5,7 +5,7 @@
 
 use crate::client::{self, Ironclad};
 use crate::config::Config;
-use crate::errors::truncate;
+use crate::errors::{self, truncate};
 use crate::included::{self, ListedGroup, MAX_INCLUDED_GRANTS};
 use crate::mapping::{self, GROUP, USER};
 use crate::paging::{self, Page};
@@ -26,8 +26,13 @@ pub fn outbound_origins() -> Result<Vec<String>, ConnectorError> {
     Ok(vec![Config::load()?.origin])
 }
 
+/// The line is Ironclad's words, so it is handed back with the call's secrets hidden, like any
+/// error quoting them.
 pub fn validate() -> Result<String, ConnectorError> {
-    with_ironclad(|ic| ic.userinfo().map(|info| mapping::acting_as(&info)))
+    with_ironclad(|ic| {
+        ic.userinfo()
+            .map(|info| errors::hide_secrets(&mapping::acting_as(&info)))
+    })
 }
 
 fn unknown_type(kind: &str) -> ConnectorError {
