@@ -10,7 +10,7 @@ use serde::Serialize;
 use waki::Method;
 
 use crate::config::Config;
-use crate::errors::{self, api_error, scrub, unexpected_body};
+use crate::errors::{self, api_error, unexpected_body};
 use crate::http::{self, Reply};
 use crate::oauth::{self, Token, TokenRequest};
 use crate::paging::PAGE_SIZE;
@@ -45,22 +45,22 @@ pub struct Ironclad {
     config: Config,
 }
 
-/// Runs `f` against Ironclad, making sure no message carries the client secret, the token or any
-/// of `also_secret` (a generated password).
+/// Runs `f` against Ironclad, making sure no message carries the client secret, an access token
+/// (the cached one, and any minted during the call) or any of `also_secret` (a generated
+/// password), in any of the forms an echo of a request may quote them in.
 pub fn run<R>(
     config: Config,
     also_secret: &[&str],
     f: impl FnOnce(&Ironclad) -> Result<R, ConnectorError>,
 ) -> Result<R, ConnectorError> {
     let secret = config.client_secret.expose().to_owned();
+    let token = state::with(|s| s.token.as_ref().map(|t| t.value.clone()));
     let mut hidden = vec![secret.as_str()];
+    hidden.extend(token.as_deref());
     hidden.extend_from_slice(also_secret);
-    let result = errors::hiding(&hidden, || f(&Ironclad::new(config)));
-    result.map_err(|e| {
-        let token = state::with(|s| s.token.as_ref().map(|t| t.value.clone()));
-        let mut secrets = vec![secret.as_str(), token.as_deref().unwrap_or_default()];
-        secrets.extend_from_slice(also_secret);
-        scrub(e, &secrets)
+    // Scrubbed inside the call, while the tokens it minted are still known.
+    errors::hiding(&hidden, || {
+        f(&Ironclad::new(config)).map_err(errors::scrub_hidden)
     })
 }
 
@@ -130,7 +130,10 @@ impl Ironclad {
         body: &T,
     ) -> Result<Reply, ConnectorError> {
         let body = serde_json::to_vec(body).map_err(|e| {
-            ConnectorError::Other(format!("cannot encode the request body for {path}: {e}"))
+            ConnectorError::Other(format!(
+                "cannot encode the request body for {path}: {}",
+                errors::truncate(&e.to_string())
+            ))
         })?;
         self.call(
             method,
@@ -241,6 +244,7 @@ impl Ironclad {
         }
         let token = Token::from_response(&reply.body, key, minted_at)?;
         let value = token.value.clone();
+        errors::also_hide(&value);
         state::with(|s| s.token = Some(token));
         Ok(value)
     }

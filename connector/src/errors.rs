@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use crate::config::AsUser;
+use crate::redact::{self, SecretForms};
 use crate::scim::loose_string;
 use crate::wit::{ConnectorError, RateLimit};
 
@@ -17,42 +18,46 @@ pub fn truncate(s: &str) -> String {
     truncate_to(s, QUOTE_LIMIT)
 }
 
-/// Cuts `s` to `limit` characters, after hiding the secrets of the current call: scrubbing only
-/// after the cut would miss a secret that straddles it and let most of it through.
+/// Cuts `s` to `limit` characters, after hiding the secrets of the current call in every form
+/// [`redact`] knows: scrubbing only after the cut would miss a secret that straddles it and let
+/// most of it through.
 pub fn truncate_to(s: &str, limit: usize) -> String {
-    let hidden = hide(s);
-    let s = hidden.trim();
-    match s.char_indices().nth(limit) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_owned(),
+    let (mut out, cut) = HIDDEN.with(|h| redact::hide(s.trim(), &h.borrow(), limit));
+    if cut {
+        out.push('…');
     }
+    out
+}
+
+/// `s` with the secrets of the current call hidden but nothing cut: a line handed to the host
+/// whole, such as `validate`'s.
+pub fn hide_secrets(s: &str) -> String {
+    HIDDEN.with(|h| redact::hide(s, &h.borrow(), usize::MAX).0)
 }
 
 thread_local! {
-    /// The secrets of the call under way, set by [`hiding`]; a component instance runs one call at
-    /// a time on one thread.
-    static HIDDEN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The secrets of the call under way, set by [`hiding`] (and added to by [`also_hide`]); a
+    /// component instance runs one call at a time on one thread.
+    static HIDDEN: std::cell::RefCell<Vec<SecretForms>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with `secrets` hidden from every quote it cuts short.
 pub fn hiding<R>(secrets: &[&str], f: impl FnOnce() -> R) -> R {
-    let kept: Vec<String> = secrets
-        .iter()
-        .filter(|s| s.len() >= 4)
-        .map(|s| s.to_string())
-        .collect();
+    let kept: Vec<SecretForms> = secrets.iter().filter_map(|s| SecretForms::new(s)).collect();
     let before = HIDDEN.with(|h| std::mem::replace(&mut *h.borrow_mut(), kept));
     let result = f();
     HIDDEN.with(|h| *h.borrow_mut() = before);
     result
 }
 
-fn hide(s: &str) -> String {
+/// Hides `secret` too for the rest of the current call: an access token minted during it.
+pub fn also_hide(secret: &str) {
     HIDDEN.with(|h| {
-        h.borrow().iter().fold(s.to_owned(), |s, secret| {
-            s.replace(secret.as_str(), "<redacted>")
-        })
-    })
+        let mut hidden = h.borrow_mut();
+        if !hidden.iter().any(|s| s.raw() == secret) {
+            hidden.extend(SecretForms::new(secret));
+        }
+    });
 }
 
 /// Every error shape Ironclad uses, merged: whichever fields are present win.
@@ -191,14 +196,21 @@ pub fn unexpected_body(endpoint: &str, err: &serde_json::Error) -> ConnectorErro
     ))
 }
 
-/// Last line of defence: whatever a message quotes, the secret and the token never leave.
+/// Last line of defence: whatever a message quotes, the secret and the token never leave, in any
+/// form [`redact`] knows. The connector itself scrubs with [`scrub_hidden`].
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn scrub(err: ConnectorError, secrets: &[&str]) -> ConnectorError {
-    let clean = |m: String| {
-        secrets
-            .iter()
-            .filter(|s| s.len() >= 4)
-            .fold(m, |m, s| m.replace(s, "<redacted>"))
-    };
+    let forms: Vec<SecretForms> = secrets.iter().filter_map(|s| SecretForms::new(s)).collect();
+    scrub_with(err, &forms)
+}
+
+/// [`scrub`] with the secrets of the current call (see [`hiding`]).
+pub fn scrub_hidden(err: ConnectorError) -> ConnectorError {
+    HIDDEN.with(|h| scrub_with(err, &h.borrow()))
+}
+
+fn scrub_with(err: ConnectorError, secrets: &[SecretForms]) -> ConnectorError {
+    let clean = |m: String| redact::hide(&m, secrets, usize::MAX).0;
     match err {
         ConnectorError::InvalidConfig(m) => ConnectorError::InvalidConfig(clean(m)),
         ConnectorError::Unauthenticated(m) => ConnectorError::Unauthenticated(clean(m)),
@@ -333,6 +345,146 @@ mod tests {
         assert!(cut.contains("<redacted>"), "{cut}");
         // Outside a call nothing is hidden, and the previous set comes back after one.
         assert!(ironclad_words(body.as_bytes()).contains(&secret[..8]));
+    }
+
+    /// A generated-looking password with every character that encodings change.
+    const PASSWORD: &str = "q\"W\\e/R+t%Y u€i9Op😀Z";
+
+    /// The password's encodings, written independently of `redact`: what servers echo.
+    fn encodings(s: &str) -> Vec<String> {
+        let json = serde_json::Value::String(s.to_owned()).to_string();
+        let json = json[1..json.len() - 1].to_owned();
+        let unicode = |upper: bool| {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        return c.to_string();
+                    }
+                    let mut units = [0u16; 2];
+                    c.encode_utf16(&mut units)
+                        .iter()
+                        .map(|u| match upper {
+                            true => format!("\\u{u:04X}"),
+                            false => format!("\\u{u:04x}"),
+                        })
+                        .collect()
+                })
+                .collect::<String>()
+        };
+        let percent = |upper: bool, plus: bool| {
+            s.bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        char::from(b).to_string()
+                    }
+                    b' ' if plus => "+".to_owned(),
+                    _ if upper => format!("%{b:02X}"),
+                    _ => format!("%{b:02x}"),
+                })
+                .collect::<String>()
+        };
+        vec![
+            s.to_owned(),
+            json.clone(),
+            json.replace('/', "\\/"),
+            unicode(true),
+            unicode(false),
+            percent(true, false),
+            percent(false, false),
+            percent(true, true),
+        ]
+    }
+
+    /// Every run of 8 characters of `secret`, raw and in each encoding.
+    fn pieces(secret: &str) -> Vec<String> {
+        let chars: Vec<char> = secret.chars().collect();
+        chars
+            .windows(8)
+            .flat_map(|w| encodings(&w.iter().collect::<String>()))
+            .collect()
+    }
+
+    #[track_caller]
+    fn assert_no_piece(text: &str, pieces: &[String]) {
+        for piece in pieces {
+            assert!(!text.contains(piece), "{piece:?} of the secret in {text:?}");
+        }
+    }
+
+    /// Bodies Ironclad or a proxy may answer with, echoing `echo` (a request body) in them.
+    fn echoing_bodies(echo: &str) -> Vec<String> {
+        let quoted = |v: &str| serde_json::Value::String(v.to_owned()).to_string();
+        let detail = format!("invalid request: {echo}");
+        vec![
+            format!(
+                r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","detail":{}}}"#,
+                quoted(&detail)
+            ),
+            format!(r#"{{"code":"BAD_REQUEST","message":{}}}"#, quoted(&detail)),
+            // An unknown shape is quoted raw: the echo is escaped twice there.
+            format!(r#"{{"status":400,"errors":[{}]}}"#, quoted(&detail)),
+            detail,
+        ]
+    }
+
+    #[test]
+    fn an_echoed_password_is_hidden_in_every_encoding_and_at_every_cut() {
+        let pieces = pieces(PASSWORD);
+        // One call: the secrets' forms are worked out once.
+        hiding(&["other-secret", PASSWORD], || {
+            for form in encodings(PASSWORD) {
+                let request = format!(r#"{{"userName":"n@acme.test","password":"{form}"}}"#);
+                for pad in (0..QUOTE_LIMIT + 10).step_by(3) {
+                    let echo = format!("{}{request}", "x".repeat(pad));
+                    for body in echoing_bodies(&echo) {
+                        let body = body.as_bytes();
+                        for limit in [QUOTE_LIMIT, 1000] {
+                            let words = ironclad_words_within(body, limit);
+                            assert_no_piece(&words, &pieces);
+                            if limit == 1000 {
+                                // Only the password goes: what follows it is still quoted.
+                                assert!(words.contains("<redacted>"), "{words}");
+                                assert!(!words.ends_with("<redacted>"), "{words}");
+                            }
+                        }
+                        let e = api_error("POST /scim/v2/Users", 400, body, None, &email());
+                        assert_no_piece(&format!("{:?}", scrub_hidden(e)), &pieces);
+                    }
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn a_token_minted_during_the_call_is_hidden_too() {
+        let token = "tok-9f8e7d6c5b4a";
+        let body = format!(r#"{{"detail":"bearer {token} revoked"}}"#);
+        let words = hiding(&["s3cr3t-value"], || {
+            also_hide(token);
+            ironclad_words(body.as_bytes())
+        });
+        assert_eq!(words, "bearer <redacted> revoked");
+        // Only for that call.
+        assert!(ironclad_words(body.as_bytes()).contains(token));
+    }
+
+    #[test]
+    fn whole_lines_are_hidden_but_not_cut() {
+        let line = format!("acting as {} <s3cr3t-value@x>", "x".repeat(QUOTE_LIMIT));
+        let hidden = hiding(&["s3cr3t-value"], || hide_secrets(&line));
+        assert_eq!(
+            hidden,
+            format!("acting as {} <<redacted>@x>", "x".repeat(QUOTE_LIMIT))
+        );
+    }
+
+    #[test]
+    fn scrub_finds_encoded_secrets() {
+        let e = ConnectorError::Other(r#"echo p\"w\\d/1234 and p%22w%5Cd%2F1234"#.into());
+        match scrub(e, &["p\"w\\d/1234"]) {
+            ConnectorError::Other(m) => assert_eq!(m, "echo <redacted> and <redacted>"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

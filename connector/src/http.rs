@@ -99,6 +99,8 @@ pub fn transport_error(code: Option<&ErrorCode>, detail: &str, origin: &str) -> 
             truncate(detail)
         ));
     };
+    // Some codes carry the host's own words: quoted like any other text, secrets hidden.
+    let quoted = truncate(&format!("{code:?}"));
     match code {
         ErrorCode::HttpRequestDenied => ConnectorError::PermissionDenied(format!(
             "the host refused the request to {origin}: add {origin} to the host's outbound allow-list"
@@ -108,7 +110,7 @@ pub fn transport_error(code: Option<&ErrorCode>, detail: &str, origin: &str) -> 
         )),
         ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
             ConnectorError::Unavailable(format!(
-                "could not resolve {origin} ({code:?}): check base-url/environment and the network"
+                "could not resolve {origin} ({quoted}): check base-url/environment and the network"
             ))
         }
         ErrorCode::ConnectionRefused
@@ -122,21 +124,20 @@ pub fn transport_error(code: Option<&ErrorCode>, detail: &str, origin: &str) -> 
         | ErrorCode::HttpResponseTimeout
         | ErrorCode::HttpResponseIncomplete
         | ErrorCode::HttpProtocolError => ConnectorError::Unavailable(format!(
-            "could not reach Ironclad at {origin} ({code:?}): try again later"
+            "could not reach Ironclad at {origin} ({quoted}): try again later"
         )),
         ErrorCode::TlsProtocolError
         | ErrorCode::TlsCertificateError
         | ErrorCode::TlsAlertReceived(_) => ConnectorError::Unavailable(format!(
-            "the TLS handshake with {origin} failed ({code:?}): check base-url and any proxy between the host and Ironclad"
+            "the TLS handshake with {origin} failed ({quoted}): check base-url and any proxy between the host and Ironclad"
         )),
         ErrorCode::HttpResponseBodySize(_)
         | ErrorCode::HttpResponseHeaderSize(_)
         | ErrorCode::HttpResponseHeaderSectionSize(_) => ConnectorError::Other(format!(
-            "Ironclad's answer from {origin} was larger than the host allows ({code:?})"
+            "Ironclad's answer from {origin} was larger than the host allows ({quoted})"
         )),
-        other => ConnectorError::Other(format!(
-            "the request to {origin} failed ({})",
-            truncate(&format!("{other:?}"))
+        _ => ConnectorError::Other(format!(
+            "the request to {origin} failed ({quoted})"
         )),
     }
 }

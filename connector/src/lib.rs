@@ -33,6 +33,7 @@ mod paging;
 mod password;
 mod provisioning;
 mod rate_limit;
+mod redact;
 mod scim;
 mod state;
 mod sync;

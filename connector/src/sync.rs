@@ -5,7 +5,7 @@
 
 use crate::client::{self, Ironclad};
 use crate::config::Config;
-use crate::errors::truncate;
+use crate::errors::{self, truncate};
 use crate::included::{self, ListedGroup, MAX_INCLUDED_GRANTS};
 use crate::mapping::{self, GROUP, USER};
 use crate::paging::{self, Page};
@@ -26,8 +26,13 @@ pub fn outbound_origins() -> Result<Vec<String>, ConnectorError> {
     Ok(vec![Config::load()?.origin])
 }
 
+/// The line is Ironclad's words, so it is handed back with the call's secrets hidden, like any
+/// error quoting them.
 pub fn validate() -> Result<String, ConnectorError> {
-    with_ironclad(|ic| ic.userinfo().map(|info| mapping::acting_as(&info)))
+    with_ironclad(|ic| {
+        ic.userinfo()
+            .map(|info| errors::hide_secrets(&mapping::acting_as(&info)))
+    })
 }
 
 fn unknown_type(kind: &str) -> ConnectorError {
@@ -42,6 +47,14 @@ fn unknown_type(kind: &str) -> ConnectorError {
 struct At {
     start: u64,
     restart: bool,
+}
+
+fn noun(kind: &str) -> &'static str {
+    if kind == USER {
+        "users"
+    } else {
+        "groups"
+    }
 }
 
 /// One page's items for the host, after dropping those an earlier page already returned.
@@ -60,8 +73,9 @@ pub fn list_resources(
     if kind != USER && kind != GROUP {
         return Err(unknown_type(kind));
     }
+    let position = paging::position(token)?;
     let at = At {
-        start: paging::start_index(token)?,
+        start: position.start,
         restart: token.is_none_or(str::is_empty),
     };
     with_ironclad(|ic| {
@@ -71,10 +85,14 @@ pub fn list_resources(
             ic.groups_page(at.start)?
         };
         let paged = Page {
+            noun: noun(kind),
             start: at.start,
             len: page.page_len(),
             repeated: 0,
             total_results: page.total_results,
+            // The first page's total; a plain-number token (from an earlier version) knows none,
+            // and the listing is measured against this page's from there on.
+            first_total: position.first_total.or(page.total_results),
         };
         let listed = if kind == USER {
             users(page, at)
@@ -86,7 +104,7 @@ pub fn list_resources(
             next_page_token: paging::next_token(&Page {
                 repeated: listed.repeated,
                 ..paged
-            }),
+            })?,
             total_hint: paged.total_results,
             included: listed.included,
         })

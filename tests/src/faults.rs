@@ -38,6 +38,14 @@ pub struct Faults {
     /// `GET /Users` page after the first, one early user is deleted and two
     /// are created, so offsets shift and `totalResults` grows.
     pub churn: bool,
+    /// Every `POST /Users` and `PATCH /Users/{id}` (once authorised) answers
+    /// 400 with a SCIM error whose `detail` quotes the request body as
+    /// received: whatever secret the body carried comes back JSON-escaped.
+    pub echo_body_in_errors: bool,
+    /// `GET /Users` and `GET /Groups` listings never end: every page is full,
+    /// made-up entries with fresh ids follow the real ones, and
+    /// `totalResults` stays the tenant's real size.
+    pub endless_pages: bool,
 }
 
 /// What a broken proxy or a buggy API release can send instead of a
@@ -73,6 +81,8 @@ impl Default for Faults {
             patch_returns_204: false,
             hostile: None,
             churn: false,
+            echo_body_in_errors: false,
+            endless_pages: false,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! in a background thread and stops when the [`Simulator`] is dropped.
 
 mod clock;
+mod endless;
 mod errors;
 mod faults;
 pub mod hostile_names;

@@ -58,6 +58,16 @@ struct Args {
     /// Display names with terminal escapes, user and group ids with ':' and '\'.
     #[arg(long)]
     hostile_names: bool,
+
+    /// POST /Users and PATCH /Users/{id} answer 400 with a SCIM error whose
+    /// detail quotes the request body as received (secrets in it included).
+    #[arg(long)]
+    echo_body_in_errors: bool,
+
+    /// User and group listings never end: every page is full of fresh ids
+    /// past the real tenant, and totalResults stays the tenant's real size.
+    #[arg(long)]
+    endless_pages: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +90,8 @@ fn main() -> anyhow::Result<()> {
             patch_returns_204: args.patch_returns_204,
             hostile: None,
             churn: false,
+            echo_body_in_errors: args.echo_body_in_errors,
+            endless_pages: args.endless_pages,
         },
         saml: args.saml,
         hostile_names: args.hostile_names,

@@ -17,6 +17,7 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::endless;
 use crate::errors::{scim_error, scim_json};
 use crate::oauth::{self, AsUserError};
 use crate::password::{check_password, PASSWORD_RULE};
@@ -52,7 +53,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/Users/{id}",
             get(get_user)
                 .delete(delete_user)
-                .patch(|s: State<Arc<Shared>>, h: HeaderMap| unsupported(s, h, UPDATE_USERS))
+                .patch(patch_user)
                 .put(|s: State<Arc<Shared>>, h: HeaderMap| unsupported(s, h, UPDATE_USERS)),
         )
         .route(
@@ -476,6 +477,15 @@ async fn list_users(
     let q = parse_list_query(raw.as_deref())?;
     let state = sh.read();
     let base = sh.base_url.as_str();
+    if q.filter.is_none() && sh.faults().endless_pages {
+        let users = state.users();
+        let (start, positions) = endless::page(q.start_index, q.count);
+        let made = endless::users(&positions, users.len());
+        let docs = endless::entries(users, &made, &positions)
+            .map(|u| render_user(u, base, &q.excluded))
+            .collect();
+        return Ok(list_response(users.len(), start, docs));
+    }
     let (total, start, resources) = match &q.filter {
         None => {
             let users = state.users();
@@ -608,8 +618,22 @@ fn new_user_from(body: &Map<String, Value>, saml: bool) -> Result<NewUser, Respo
     })
 }
 
+/// `--echo-body-in-errors`: the request body quoted back in a 400, as a
+/// careless server's validation error does.
+fn echo_body(sh: &Shared, body: &[u8]) -> Result<(), Response> {
+    if !sh.faults().echo_body_in_errors {
+        return Ok(());
+    }
+    Err(scim_error(
+        StatusCode::BAD_REQUEST,
+        None,
+        format!("invalid request: {}", String::from_utf8_lossy(body)),
+    ))
+}
+
 async fn create_user(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Reply {
     authorize(&sh, &headers, CREATE_USERS, true)?;
+    echo_body(&sh, &body)?;
     let body = parse_json_body(&body)?;
     let new = new_user_from(&body, sh.saml)?;
     let user_name = new.user_name.clone();
@@ -628,6 +652,14 @@ async fn create_user(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: By
         resp.headers_mut().insert(header::LOCATION, l);
     }
     Ok(resp)
+}
+
+/// Changing users is not simulated; with `--echo-body-in-errors` the body
+/// is echoed first, as for a new user.
+async fn patch_user(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Reply {
+    authorize(&sh, &headers, UPDATE_USERS, true)?;
+    echo_body(&sh, &body)?;
+    Err(not_implemented())
 }
 
 async fn delete_user(
@@ -658,6 +690,15 @@ async fn list_groups(
     let q = parse_list_query(raw.as_deref())?;
     let state = sh.read();
     let base = sh.base_url.as_str();
+    if q.filter.is_none() && sh.faults().endless_pages {
+        let groups = state.groups();
+        let (start, positions) = endless::page(q.start_index, q.count);
+        let made = endless::groups(&positions, groups.len());
+        let docs = endless::entries(groups, &made, &positions)
+            .map(|g| render_group(g, base, &q.excluded))
+            .collect();
+        return Ok(list_response(groups.len(), start, docs));
+    }
     let (total, start, resources) = match &q.filter {
         None => {
             let groups = state.groups();
@@ -885,11 +926,15 @@ async fn get_schema(
 /// real ones (so scope tests still mean something), then refused.
 async fn unsupported(State(sh): State<Arc<Shared>>, headers: HeaderMap, scope: &str) -> Reply {
     authorize(&sh, &headers, scope, true)?;
-    Err(scim_error(
+    Err(not_implemented())
+}
+
+fn not_implemented() -> Response {
+    scim_error(
         StatusCode::NOT_IMPLEMENTED,
         None,
         "Not implemented by the Ironclad simulator",
-    ))
+    )
 }
 
 #[cfg(test)]
