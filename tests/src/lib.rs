@@ -258,6 +258,15 @@ impl Simulator {
         self.shared.write().remove_member(group_id, user_id) == Membership::Changed
     }
 
+    /// The request bodies quoted back under `echo_body_in_errors`.
+    pub fn echoed_bodies(&self) -> Vec<String> {
+        self.shared
+            .echoed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn tokens_issued(&self) -> u64 {
         self.shared.tokens.issued()
     }

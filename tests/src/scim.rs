@@ -624,6 +624,10 @@ fn echo_body(sh: &Shared, body: &[u8]) -> Result<(), Response> {
     if !sh.faults().echo_body_in_errors {
         return Ok(());
     }
+    sh.echoed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(String::from_utf8_lossy(body).into_owned());
     Err(scim_error(
         StatusCode::BAD_REQUEST,
         None,

@@ -36,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) fault_counter: AtomicU64,
     pub(crate) stats: Stats,
     pub(crate) saml: bool,
+    /// Request bodies quoted back under `--echo-body-in-errors`, for tests
+    /// to look for what they held.
+    pub(crate) echoed: std::sync::Mutex<Vec<String>>,
 }
 
 pub(crate) struct SharedInit {
@@ -65,6 +68,7 @@ impl Shared {
             fault_counter: AtomicU64::new(0),
             stats: Stats::default(),
             saml: init.saml,
+            echoed: std::sync::Mutex::new(Vec::new()),
         }
     }
 
