@@ -93,7 +93,7 @@ impl Measured {
     fn assert_refused(&self, because: &str) {
         assert!(!self.ok, "{}", self.stderr);
         let line = self.stderr.lines().last().unwrap_or_default();
-        eprintln!("{line}");
+        eprintln!("peak RSS {} MiB: {line}", self.peak_rss_mib);
         assert!(line.contains(because), "{}", self.stderr);
         assert!(
             self.peak_rss_mib <= MEMORY_MIB + OVERHEAD_MIB,
