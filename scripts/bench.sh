@@ -31,7 +31,7 @@ bench_tenant() {
   export BATON_IC_CLIENT_ID=$(field client_id)
   export BATON_AS_USER_EMAIL=$(field as_user_email)
   export BATON_IC_CLIENT_SECRET=${SIM_CLIENT_SECRET:-sim-secret-do-not-log-7f3a9c}
-  export CONNECTOR_LOG=warn
+  export BATON_LOG_LEVEL=warn
   # The simulator enforces no request budget and the curl floor observes none,
   # so the connector's client-side pacing of Ironclad's 600 requests a minute
   # (10 a second: 100 user pages take 10 s) is raised here to compare the

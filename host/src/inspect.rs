@@ -19,7 +19,13 @@ use sync_store::model::{self as output, SyncOutput};
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
     /// The sync output to read: a c1z or a JSON output.
-    #[arg(short = 'f', long = "file", default_value = "sync.c1z", global = true)]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "sync.c1z",
+        global = true,
+        env = "BATON_FILE"
+    )]
     pub file: PathBuf,
 
     /// How to print: `table` for people, `json` for scripts.

@@ -4,6 +4,7 @@
 //! libraries know nothing of the command line.
 
 mod inspect;
+mod logging;
 mod process;
 mod provision;
 mod redact;
@@ -54,9 +55,20 @@ struct Cli {
     #[arg(long = "config", short = 'c', global = true, value_name = "NAME=VALUE")]
     config: Vec<String>,
 
-    /// Log level for stderr: error, warn, info, debug, trace.
-    #[arg(long, global = true, default_value = "info", env = "CONNECTOR_LOG")]
-    log_level: String,
+    /// Log level for stderr: error, warn, info, debug or trace (the host's own events; the runtime
+    /// crates stay at warn), or tracing directives (a=debug,b=trace). Without it: RUST_LOG's
+    /// directives if set, else info.
+    #[arg(long, global = true, env = "BATON_LOG_LEVEL", value_parser = logging::parse_level)]
+    log_level: Option<String>,
+
+    /// Log line format on stderr: text for people, json for log collectors (one object per line,
+    /// with the tenant and the component on each).
+    #[arg(long, global = true, env = "BATON_LOG_FORMAT", value_enum, default_value_t = logging::Format::Text)]
+    log_format: logging::Format,
+
+    /// Colour in text logs: auto (when stderr is a terminal and NO_COLOR is unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = logging::Color::Auto)]
+    color: logging::Color,
 
     /// A sync stops past this many pages of one listing (an application or component that never
     /// stops paging).
@@ -214,16 +226,40 @@ enum Command {
     /// Sync every resource, entitlement and grant into a file.
     Sync {
         /// Output file, written atomically: a c1z (keeping the file's two previous syncs), or JSON for a `.json` name.
-        #[arg(short = 'f', long = "file", default_value = "sync.c1z")]
+        #[arg(
+            short = 'f',
+            long = "file",
+            default_value = "sync.c1z",
+            env = "BATON_FILE"
+        )]
         file: PathBuf,
     },
     /// Read a sync output (c1z or JSON): resources, entitlements, grants, stats, syncs, diff.
     Inspect(inspect::InspectArgs),
+    /// Print a shell completion script: `source <(connector-host completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    if let Command::Completion { shell } = cli.command {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "connector-host", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    logging::init(
+        cli.log_level.as_deref(),
+        cli.log_format,
+        cli.color,
+        &logging::Context {
+            tenant: "default".into(),
+            component: component_name(cli.component.as_deref()),
+        },
+    );
     process::harden();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -233,6 +269,7 @@ fn main() -> ExitCode {
         }
     };
     let mut secrets = Secrets::default();
+    let log_format = cli.log_format;
     let mut signalled = None;
     let outcome = rt.block_on(async {
         tokio::select! {
@@ -254,7 +291,12 @@ fn main() -> ExitCode {
             // Scrubbed raw (secrets are raw), then escaped: one line
             // whatever the application put in the message.
             let text = secrets.scrub(&format!("{e:#}"));
-            eprintln!("error: {}", terminal::escape(&text));
+            match log_format {
+                // A collector reads JSON lines only: the failure is one too
+                // (JSON-escaped, scrubbed by the log writer as well).
+                logging::Format::Json => tracing::error!("{text}"),
+                logging::Format::Text => eprintln!("error: {}", terminal::escape(&text)),
+            }
             // The shell's convention: 128 + the signal's number.
             signalled.map_or(ExitCode::FAILURE, |s| ExitCode::from(128 + s))
         }
@@ -286,28 +328,12 @@ async fn shutdown_signal() -> u8 {
     }
 }
 
-fn init_logging(level: &str) {
-    // A plain level applies to the host's own events; the runtime crates
-    // stay at warn, since at their trace level they dump guest arguments and
-    // results (configuration values among them) and drown the log. Full
-    // directives (`a=debug,b=trace`) are taken as given.
-    let directives = if level.contains('=') || level.contains(',') {
-        level.to_string()
-    } else {
-        format!("warn,connector_host={level},connector_runtime={level},sync_store={level}")
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "warn,connector_host=info,connector_runtime=info,sync_store=info",
-        )
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(redact::ScrubbedStderr)
-        .with_target(false)
-        .fmt_fields(terminal::EscapedFields)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// The component's file stem, for log lines.
+fn component_name(path: Option<&std::path::Path>) -> String {
+    path.and_then(|p| p.file_stem())
+        .map_or("ironclad_connector".into(), |s| {
+            s.to_string_lossy().into_owned()
+        })
 }
 
 async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
@@ -397,7 +423,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let mut conn = Connector::open(&component, &limits, resolved.values, &egress).await?;
 
     match cli.command {
-        Command::Metadata | Command::Inspect(_) => Ok(()),
+        Command::Metadata | Command::Inspect(_) | Command::Completion { .. } => Ok(()),
         Command::Grant {
             entitlement,
             principal,

@@ -80,7 +80,7 @@ fn the_built_in_component_reads_baton_variables_and_one_by_path_needs_the_bindin
         .run(&["sync", "-f", out]);
     assert!(
         run.error_line()
-            .contains("missing setting ic-client-id: pass --config ic-client-id=…"),
+            .contains("missing settings ic-client-id: pass --config ic-client-id=…"),
         "{}",
         run.stderr
     );

@@ -38,7 +38,7 @@ fn write_during(command: &str, sim: &ironclad_sim::Simulator, extra: &[&str]) ->
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Host::new()
         .component(&fixture_component("rogue_connector"))
-        .env("CONNECTOR_LOG", "info")
+        .env("BATON_LOG_LEVEL", "info")
         .run(&args)
 }
 

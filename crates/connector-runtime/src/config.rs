@@ -136,16 +136,31 @@ pub fn resolve(
 
     let mut resolved = Resolved::default();
     let mut secret_values = Vec::new();
+    // Every missing setting in one message, not one per run.
+    let missing: Vec<String> = schema
+        .iter()
+        .filter(|f| {
+            f.required
+                && !given.contains_key(&f.name)
+                && env.get(&f.name).is_none()
+                && f.default.is_none()
+        })
+        .map(|f| {
+            format!(
+                "{}: {} ({})",
+                f.name,
+                env.how_to_set(&f.name, f.secret),
+                f.description
+            )
+        })
+        .collect();
+    match missing.as_slice() {
+        [] => {}
+        [one] => bail!("missing setting {one}"),
+        many => bail!("missing settings {}", many.join("; ")),
+    }
     for field in schema {
         let Some((value, source)) = value_of(field, &mut given, env) else {
-            if field.required {
-                bail!(
-                    "missing setting {}: {} ({})",
-                    field.name,
-                    env.how_to_set(&field.name, field.secret),
-                    field.description
-                );
-            }
             continue;
         };
         if !field.allowed_values.is_empty() && !field.allowed_values.contains(&value) {
@@ -382,7 +397,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("missing setting ic-client-id: pass --config ic-client-id=…"),
+            msg.starts_with("missing settings ic-client-id: pass --config ic-client-id=… (the ic-client-id); ic-client-secret: pass --config ic-client-secret=@FILE"),
             "{msg}"
         );
         for bad in ["", "_", "baton_", "BATON", "BA-TON_"] {
