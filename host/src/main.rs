@@ -194,14 +194,19 @@ enum Command {
     },
     /// Create an account (needs --provisioning). A generated password goes only to a vault.
     CreateAccount {
+        /// The new account's email address, also its login.
         #[arg(long)]
         email: String,
+        /// First name.
         #[arg(long)]
         given_name: String,
+        /// Last name.
         #[arg(long)]
         family_name: String,
+        /// Job title, if the application keeps one.
         #[arg(long)]
         title: Option<String>,
+        /// Department, if the application keeps one.
         #[arg(long)]
         department: Option<String>,
         /// Set no password (SSO tenants).
@@ -717,4 +722,35 @@ fn default_component_path() -> Option<PathBuf> {
         dir.join("../../wasm32-wasip2/release").join(NAME),
     ];
     candidates.into_iter().find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag and argument of every command says what it is for.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && !matches!(id, "help" | "version") {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "connector-host",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
 }
