@@ -6,6 +6,7 @@
 mod inspect;
 mod logging;
 mod process;
+mod progress;
 mod provision;
 mod redact;
 mod terminal;
@@ -560,10 +561,13 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 max_bytes: cli.max_sync_mb.saturating_mul(1 << 20),
                 deadline: cli.sync_timeout,
             };
+            let draw = cli.log_format == logging::Format::Text
+                && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let (sink, write_time) = progress::Progress::wrap(sink, draw);
             let done = sync::run_with(&mut conn, &meta, &policy, &caps, sink)
                 .await
                 .context("sync failed")?;
-            print_summary(&meta, &done, &file, started.elapsed());
+            print_summary(&meta, &done, &file, started.elapsed(), write_time.get());
             Ok(())
         }
     }
@@ -676,16 +680,24 @@ fn print_summary(
     done: &sync_store::Finished,
     file: &std::path::Path,
     elapsed: Duration,
+    writing: Duration,
 ) {
     use terminal::say;
     let s = &done.stats;
+    // The parts add up to the whole: starting (loading, validating) is
+    // what the run spent outside fetching and writing.
+    let total = elapsed.as_secs_f64();
+    let fetching = s.elapsed_ms as f64 / 1000.0;
+    let writing = writing.as_secs_f64();
     say(&format!(
-        "synced {} {} into {} in {:.2} s (fetching {:.2} s)",
+        "synced {} {} into {} in {:.2} s (starting {:.2} s, fetching {:.2} s, writing {:.2} s)",
         meta.display_name,
         meta.version,
         file.display(),
-        elapsed.as_secs_f64(),
-        s.elapsed_ms as f64 / 1000.0
+        total,
+        (total - fetching - writing).max(0.0),
+        fetching,
+        writing
     ));
     for (t, n) in &s.resources {
         say(&format!("  {t:<14} {n:>9} resources"));

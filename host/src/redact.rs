@@ -36,11 +36,13 @@ impl std::io::Write for ScrubbedStderr {
             .read()
             .ok()
             .and_then(|s| s.as_ref().map(|s| s.scrub(&String::from_utf8_lossy(buf))));
-        let mut err = std::io::stderr().lock();
-        match scrubbed {
-            Some(text) => err.write_all(text.as_bytes())?,
-            None => err.write_all(buf)?,
-        }
+        crate::progress::suspend(|| {
+            let mut err = std::io::stderr().lock();
+            match scrubbed {
+                Some(text) => err.write_all(text.as_bytes()),
+                None => err.write_all(buf),
+            }
+        })?;
         Ok(buf.len())
     }
 
