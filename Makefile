@@ -10,7 +10,7 @@ BENCH_GROUPS      ?= 5000
 BENCH_MEMBERSHIPS ?= 500000
 BENCH_LATENCY_MS  ?= 0
 
-.PHONY: all setup component fixtures build test lint demo bench fuzz clean example
+.PHONY: all setup component fixtures build test lint demo bench fuzz clean example wasmtime-cli wasmtime-smoke
 
 all: build
 
@@ -85,3 +85,17 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# The stock wasmtime CLI, the version the host links, installed once into
+# target/tools (it compiles for many minutes: not part of `make test`).
+WASMTIME_VERSION := 48.0.8
+WASMTIME := target/tools/bin/wasmtime
+
+wasmtime-cli:
+	@$(WASMTIME) --version 2>/dev/null | grep -qw '$(WASMTIME_VERSION)' || \
+		$(CARGO) install --locked wasmtime-cli --version $(WASMTIME_VERSION) --root target/tools
+
+# The component's metadata, validate, listings and a grant through that CLI,
+# against the simulator; the README quotes its output.
+wasmtime-smoke: build wasmtime-cli
+	WASMTIME=$(WASMTIME) bash scripts/wasmtime_smoke.sh
