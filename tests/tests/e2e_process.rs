@@ -39,14 +39,7 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sync.c1z");
-    let child = Command::new(host_bin())
-        .env_clear()
-        // The component is given by path: bind BATON_* to it.
-        .env("CONNECTOR_ENV_PREFIX", "BATON_")
-        .env("BATON_IC_CLIENT_ID", sim.client_id())
-        .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
-        .env("BATON_AS_USER_EMAIL", sim.admin_email())
-        .env("BATON_BASE_URL", sim.base_url())
+    let child = common::baton_env(&mut Command::new(host_bin()), &sim)
         .arg("--component")
         .arg(ironclad_component())
         .args(["--no-cache", "sync", "-f"])

@@ -51,20 +51,14 @@ fn a_sync_on_a_terminal_shows_progress_and_times_that_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.c1z");
     let cmd = format!(
-        "{} --component {} --env-prefix BATON_ sync -f {}",
+        "{} --component {} sync -f {}",
         host_bin().display(),
         ironclad_component().display(),
         out.display()
     );
-    let run = Command::new("script")
+    let run = common::baton_env(&mut Command::new("script"), &sim)
         .args(["-qfec", &cmd, "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TERM", "xterm")
-        .env("BATON_IC_CLIENT_ID", sim.client_id())
-        .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
-        .env("BATON_AS_USER_EMAIL", sim.admin_email())
-        .env("BATON_BASE_URL", sim.base_url())
         .output()
         .expect("util-linux `script` runs the host on a pseudo-terminal");
     let shown = String::from_utf8_lossy(&run.stdout);

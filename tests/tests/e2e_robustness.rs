@@ -116,14 +116,7 @@ fn slow_sync(sim: &Simulator, file: &std::path::Path) -> std::process::Child {
         latency: Duration::from_millis(300),
         ..Faults::default()
     });
-    std::process::Command::new(host_bin())
-        .env_clear()
-        // The component is given by path: bind BATON_* to it.
-        .env("CONNECTOR_ENV_PREFIX", "BATON_")
-        .env("BATON_IC_CLIENT_ID", sim.client_id())
-        .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
-        .env("BATON_AS_USER_EMAIL", sim.admin_email())
-        .env("BATON_BASE_URL", sim.base_url())
+    common::baton_env(&mut std::process::Command::new(host_bin()), sim)
         .args([
             "--component",
             ironclad_component().to_str().unwrap(),

@@ -235,14 +235,7 @@ fn ctrl_c_during_create_account_removes_the_credential_file() {
     });
     let dir = tempfile::tempdir().unwrap();
     let cred = dir.path().join("cred.json");
-    let child = std::process::Command::new(host_bin())
-        .env_clear()
-        // The component is given by path: bind BATON_* to it.
-        .env("CONNECTOR_ENV_PREFIX", "BATON_")
-        .env("BATON_IC_CLIENT_ID", sim.client_id())
-        .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
-        .env("BATON_AS_USER_EMAIL", sim.admin_email())
-        .env("BATON_BASE_URL", sim.base_url())
+    let child = common::baton_env(&mut std::process::Command::new(host_bin()), &sim)
         .arg("--component")
         .arg(ironclad_component())
         .args(create_account("ctrl.c@example-tenant.test", &cred))

@@ -287,3 +287,16 @@ pub fn wait4(pid: u32) -> (Option<i32>, u64) {
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     (code, usage.ru_maxrss as u64)
 }
+
+/// A raw command's environment as a deployment sets it: nothing from the
+/// developer's shell but PATH, the simulator's credentials in `BATON_*`,
+/// bound to the component given by path.
+pub fn baton_env<'a>(cmd: &'a mut Command, sim: &Simulator) -> &'a mut Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONNECTOR_ENV_PREFIX", "BATON_")
+        .env("BATON_IC_CLIENT_ID", sim.client_id())
+        .env("BATON_IC_CLIENT_SECRET", sim.client_secret())
+        .env("BATON_AS_USER_EMAIL", sim.admin_email())
+        .env("BATON_BASE_URL", sim.base_url())
+}
