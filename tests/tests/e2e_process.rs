@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use common::{host_bin, ironclad_component};
 use ironclad_sim::{Faults, SimConfig, Simulator, TenantSpec};
 
+/// The unprivileged user the host runs as when the tests run as root.
+const NOBODY: u32 = 65534;
+
 /// A field of /proc/PID/status, as written there.
 fn status_field(pid: u32, name: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -39,7 +42,24 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sync.c1z");
-    let child = common::baton_env(&mut Command::new(host_bin()), &sim)
+    let mut cmd = Command::new(host_bin());
+    // Not dumpable shows as /proc/PID owned by root instead of the
+    // process's user: run as an unprivileged user, so the two differ.
+    // SAFETY: geteuid has no preconditions.
+    let host_uid = if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
+        std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        NOBODY
+    } else {
+        // SAFETY: as above.
+        unsafe { libc::geteuid() }
+    };
+    let child = common::baton_env(&mut cmd, &sim)
         .arg("--component")
         .arg(ironclad_component())
         .args(["--no-cache", "sync", "-f"])
@@ -62,9 +82,9 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
         .find(|l| l.starts_with("Max core file size"))
         .unwrap()
         .to_string();
-    // Not dumpable: /proc/PID is then owned by root, whoever runs the host.
-    let meta =
-        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("/proc/{pid}")).unwrap());
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(format!("/proc/{pid}/status")).unwrap(),
+    );
     let out_status = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out_status.stderr);
     assert!(out_status.status.success(), "{stderr}");
@@ -74,9 +94,10 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
         "{core}"
     );
     assert_eq!(umask.as_deref(), Some("0077"));
+    assert_ne!(host_uid, 0);
     assert_eq!(
-        meta, 0,
-        "/proc/{pid} owned by root: the process is not dumpable"
+        owner, 0,
+        "/proc/{pid}/status owned by root, not uid {host_uid}: the process is not dumpable"
     );
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
