@@ -343,6 +343,8 @@ fn component_name(path: Option<&std::path::Path>) -> String {
 }
 
 async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
+    // The summary's time is the whole run's: loading and validating count.
+    let started = Instant::now();
     // Reading a file needs no component and no credentials.
     let c1z_limits = c1z::Limits {
         max_decoded_bytes: cli.max_c1z_gb.saturating_mul(1 << 30),
@@ -544,7 +546,6 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sync { file } => {
-            let started = Instant::now();
             let policy = RetryPolicy {
                 max_retries: cli.max_retries,
                 base_delay: Duration::from_millis(cli.retry_base_ms),
