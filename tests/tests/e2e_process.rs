@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,18 +43,20 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sync.c1z");
-    let mut cmd = Command::new(host_bin());
     // Not dumpable shows as /proc/PID owned by root instead of the
-    // process's user: run as an unprivileged user, so the two differ.
+    // process's user: run as an unprivileged user, so the two differ. Its
+    // binary and component are copied where that user can reach them (the
+    // checkout may sit under a private directory).
+    let (host, component) = (dir.path().join("connector-host"), dir.path().join("c.wasm"));
+    std::fs::copy(host_bin(), &host).unwrap();
+    std::fs::copy(ironclad_component(), &component).unwrap();
+    std::fs::set_permissions(&component, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = Command::new(&host);
     // SAFETY: geteuid has no preconditions.
     let host_uid = if unsafe { libc::geteuid() } == 0 {
         std::os::unix::process::CommandExt::uid(&mut cmd, NOBODY);
         std::os::unix::process::CommandExt::gid(&mut cmd, NOBODY);
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         NOBODY
     } else {
         // SAFETY: as above.
@@ -61,7 +64,7 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
     };
     let child = common::baton_env(&mut cmd, &sim)
         .arg("--component")
-        .arg(ironclad_component())
+        .arg(&component)
         .args(["--no-cache", "sync", "-f"])
         .arg(&out)
         .stdin(Stdio::null())
@@ -99,7 +102,6 @@ fn a_running_host_dumps_no_core_and_creates_private_files() {
         owner, 0,
         "/proc/{pid}/status owned by root, not uid {host_uid}: the process is not dumpable"
     );
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the output file is private: {mode:o}");
 }
