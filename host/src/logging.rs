@@ -2,6 +2,8 @@
 //! from `--log-level` / `BATON_LOG_LEVEL` or `RUST_LOG`, coloured only where
 //! that helps, and always through the secrets' scrubber.
 
+use std::sync::Arc;
+
 use crate::{redact, terminal};
 
 /// `--log-format`.
@@ -90,15 +92,16 @@ pub fn init(level: Option<&str>, format: Format, color: Color, ctx: &Context) {
                 "component": ctx.component,
             })
             .to_string();
-            let prefix: &'static str =
-                Box::leak(format!("{},", prefix.trim_end_matches('}')).into_boxed_str());
+            let prefix: Arc<str> = format!("{},", prefix.trim_end_matches('}')).into();
             builder
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(false)
                 .with_ansi(false)
-                .with_writer(move || WithContext { prefix })
+                .with_writer(move || WithContext {
+                    prefix: prefix.clone(),
+                })
                 .init()
         }
     }
@@ -107,7 +110,7 @@ pub fn init(level: Option<&str>, format: Format, color: Color, ctx: &Context) {
 /// A JSON line's writer: `{` becomes `{"tenant":…,"component":…,`, then
 /// the scrubber.
 struct WithContext {
-    prefix: &'static str,
+    prefix: Arc<str>,
 }
 
 impl std::io::Write for WithContext {

@@ -337,7 +337,7 @@ async fn shutdown_signal() -> u8 {
 /// The component's file stem, for log lines.
 fn component_name(path: Option<&std::path::Path>) -> String {
     path.and_then(|p| p.file_stem())
-        .map_or("ironclad_connector".into(), |s| {
+        .map_or(BUILT_IN.trim_end_matches(".wasm").into(), |s| {
             s.to_string_lossy().into_owned()
         })
 }
@@ -723,16 +723,18 @@ fn print_summary(
     }
 }
 
+/// The built-in Ironclad component's file name.
+const BUILT_IN: &str = "ironclad_connector.wasm";
+
 /// Where `make build` leaves the Ironclad component, relative to this binary:
 /// beside it (an installed layout), or in the cargo target tree.
 fn default_component_path() -> Option<PathBuf> {
-    const NAME: &str = "ironclad_connector.wasm";
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
     let candidates = [
-        dir.join(NAME),
-        dir.join("../wasm32-wasip2/release").join(NAME),
-        dir.join("../../wasm32-wasip2/release").join(NAME),
+        dir.join(BUILT_IN),
+        dir.join("../wasm32-wasip2/release").join(BUILT_IN),
+        dir.join("../../wasm32-wasip2/release").join(BUILT_IN),
     ];
     candidates.into_iter().find(|p| p.is_file())
 }

@@ -35,7 +35,7 @@ impl WriteTime {
 
 pub struct Progress {
     inner: Box<dyn SyncSink>,
-    bar: Option<ProgressBar>,
+    bar: Option<Bar>,
     write_time: WriteTime,
     listing: String,
     resources: u64,
@@ -56,7 +56,7 @@ impl Progress {
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             *BAR.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
-            bar
+            Bar(bar)
         });
         let write_time = WriteTime::default();
         let sink = Progress {
@@ -73,7 +73,7 @@ impl Progress {
     }
 
     fn show(&self, rows: usize) {
-        if let Some(bar) = &self.bar {
+        if let Some(Bar(bar)) = &self.bar {
             bar.inc(rows as u64);
             bar.set_message(format!(
                 "listing {}: {} resources, {} entitlements, {} grants, {} pages",
@@ -83,12 +83,13 @@ impl Progress {
     }
 }
 
-impl Drop for Progress {
+/// The drawn bar, cleared from the terminal however the sync ends.
+struct Bar(ProgressBar);
+
+impl Drop for Bar {
     fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-            *BAR.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        }
+        self.0.finish_and_clear();
+        *BAR.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -126,42 +127,24 @@ impl SyncSink for Progress {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, run: RunStats) -> anyhow::Result<Finished> {
-        if let Some(bar) = &self.bar {
+    fn finish(self: Box<Self>, run: RunStats) -> anyhow::Result<Finished> {
+        if let Some(Bar(bar)) = &self.bar {
             bar.set_message(format!(
                 "writing {} resources, {} entitlements, {} grants ({} requests, {} retries)",
                 self.resources, self.entitlements, self.grants, run.http_requests, run.retries
             ));
         }
         let started = Instant::now();
-        let inner = std::mem::replace(&mut self.inner, Box::new(Nothing));
+        // The bar stays drawn (it goes when this function's `self` does)
+        // while the sink writes.
+        let Progress {
+            inner,
+            write_time,
+            bar: _bar,
+            ..
+        } = *self;
         let done = inner.finish(run);
-        *self
-            .write_time
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = started.elapsed();
+        *write_time.0.lock().unwrap_or_else(PoisonError::into_inner) = started.elapsed();
         done
-    }
-}
-
-/// What is left in a finished wrapper: never called.
-struct Nothing;
-
-impl SyncSink for Nothing {
-    fn begin(&mut self, _: &ConnectorInfo, _: &[ResourceType]) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn resources(&mut self, _: Vec<Resource>) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn entitlements(&mut self, _: Vec<Entitlement>) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn grants(&mut self, _: Vec<Grant>) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn finish(self: Box<Self>, _: RunStats) -> anyhow::Result<Finished> {
-        anyhow::bail!("the sync was already finished")
     }
 }

@@ -11,14 +11,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::{fixture_component, host_bin, wait4, Run};
+use common::{fixture_component, host_bin, run_measured, Run};
 
 /// The instance's memory limit in these runs.
 const MEMORY_MIB: u64 = 32;
@@ -88,8 +87,6 @@ fn rogue_cmd(args: &[&str], config: &[&str]) -> (PathBuf, Vec<String>) {
     (host_bin(), all)
 }
 
-// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
 /// Runs the host on the rogue fixture with `behaviour`, `extra` flags and
 /// settings, `env` added to an otherwise empty environment, and `stdin`
 /// fed to the host; measures the host's peak RSS.
@@ -112,44 +109,16 @@ fn rogue(behaviour: &str, extra: &[&str], env: &[(&str, &str)], stdin: &[u8]) ->
     args.extend_from_slice(extra);
     args.extend_from_slice(&["sync", "-f", file.to_str().unwrap()]);
     let (bin, args) = rogue_cmd(&args, &[]);
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_BACKTRACE", "0")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    // The host never reads its stdin: a full pipe must not block the test.
-    let input = {
-        let data = stdin.to_vec();
-        std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        })
-    };
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            r.read_to_string(&mut s).unwrap();
-            s
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let (code, peak_rss_kib) = wait4(child.id());
-    drop(input);
-    Measured {
-        run: Run {
-            code,
-            stdout: stdout.join().unwrap(),
-            stderr: stderr.join().unwrap(),
-        },
-        peak_rss_mib: peak_rss_kib / 1024,
-    }
+    let (run, peak_rss_mib) = run_measured(
+        Command::new(bin)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_BACKTRACE", "0")
+            .envs(env.iter().copied()),
+        stdin,
+    );
+    Measured { run, peak_rss_mib }
 }
 
 #[test]

@@ -11,9 +11,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{host_bin, ironclad_component, wait4};
+use common::{host_bin, ironclad_component, run_measured};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{ManglingAndAbi, Resolve};
 
@@ -59,32 +59,21 @@ struct Measured {
     peak_rss_mib: u64,
 }
 
-// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
 fn metadata(component: &Path) -> Measured {
-    let mut child = Command::new(host_bin())
-        .args(["--no-cache", "--memory-mb", &MEMORY_MIB.to_string()])
-        .arg("--component")
-        .arg(component)
-        .arg("metadata")
-        .env_clear()
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
-        s
-    });
-    let (code, peak_kib) = wait4(child.id());
+    let (run, peak_rss_mib) = run_measured(
+        Command::new(host_bin())
+            .args(["--no-cache", "--memory-mb", &MEMORY_MIB.to_string()])
+            .arg("--component")
+            .arg(component)
+            .arg("metadata")
+            .env_clear()
+            .env("RUST_BACKTRACE", "0"),
+        b"",
+    );
     Measured {
-        ok: code == Some(0),
-        stderr: reader.join().unwrap(),
-        peak_rss_mib: peak_kib / 1024,
+        ok: run.ok(),
+        stderr: run.stderr,
+        peak_rss_mib,
     }
 }
 

@@ -4,7 +4,7 @@
 //! run for ever. Each cap stops the sync with a one-line error naming its
 //! flag; nothing is written (the sink is dropped unfinished).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use sync_store::model::{Entitlement, Grant, Resource, ResourceId};
@@ -39,17 +39,28 @@ impl Default for SyncCaps {
 #[derive(Debug)]
 pub(crate) struct Tally {
     caps: SyncCaps,
+    started: Instant,
     rows: u64,
     bytes: u64,
 }
 
 impl Tally {
+    /// A tally for a sync starting now.
     pub(crate) fn new(caps: SyncCaps) -> Tally {
         Tally {
             caps,
+            started: Instant::now(),
             rows: 0,
             bytes: 0,
         }
+    }
+
+    /// An error once the sync has run past its deadline.
+    pub(crate) fn check_deadline(&self) -> anyhow::Result<()> {
+        if self.started.elapsed() > self.caps.deadline {
+            return Err(past_deadline(self.caps.deadline));
+        }
+        Ok(())
     }
 
     /// Counts `rows` rows of `bytes` bytes; an error past either cap.
@@ -82,6 +93,14 @@ impl Tally {
         }
         Ok(())
     }
+}
+
+/// The error for a sync past `deadline`.
+pub(crate) fn past_deadline(deadline: Duration) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the sync ran past its deadline of {} (--sync-timeout); nothing was written: raise it if the tenant needs longer",
+        humantime::format_duration(deadline)
+    )
 }
 
 /// The approximate size of a row: the text it carries.

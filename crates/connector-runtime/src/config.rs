@@ -136,33 +136,28 @@ pub fn resolve(
 
     let mut resolved = Resolved::default();
     let mut secret_values = Vec::new();
-    // Every missing setting in one message, not one per run.
-    let missing: Vec<String> = schema
-        .iter()
-        .filter(|f| {
-            f.required
-                && !given.contains_key(&f.name)
-                && env.get(&f.name).is_none()
-                && f.default.is_none()
-        })
-        .map(|f| {
-            format!(
+    // Every value looked up once; every missing setting named in one
+    // message, not one per run.
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for field in schema {
+        match value_of(field, &mut given, env) {
+            Some(value) => found.push((field, value)),
+            None if field.required => missing.push(format!(
                 "{}: {} ({})",
-                f.name,
-                env.how_to_set(&f.name, f.secret),
-                f.description
-            )
-        })
-        .collect();
+                field.name,
+                env.how_to_set(&field.name, field.secret),
+                field.description
+            )),
+            None => {}
+        }
+    }
     match missing.as_slice() {
         [] => {}
         [one] => bail!("missing setting {one}"),
         many => bail!("missing settings {}", many.join("; ")),
     }
-    for field in schema {
-        let Some((value, source)) = value_of(field, &mut given, env) else {
-            continue;
-        };
+    for (field, (value, source)) in found {
         if !field.allowed_values.is_empty() && !field.allowed_values.contains(&value) {
             let shown = if field.secret {
                 "[redacted]"

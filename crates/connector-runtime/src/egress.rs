@@ -427,11 +427,10 @@ impl Policy {
         lines.push(if self.writes {
             "may change the application (provisioning is on)".into()
         } else {
-            let read: Vec<String> = ["GET".into(), "HEAD".into()]
-                .into_iter()
-                .chain(self.read_only.iter().map(|r| r.to_string()))
-                .collect();
-            format!("may only read: {} (provisioning is off)", read.join(", "))
+            format!(
+                "may only read: {} (provisioning is off)",
+                self.read_requests().join(", ")
+            )
         });
         lines
     }
@@ -447,11 +446,17 @@ impl Policy {
         }
         Err(WriteDenial {
             method: method.clone(),
-            allowed: ["GET".to_string(), "HEAD".to_string()]
-                .into_iter()
-                .chain(self.read_only.iter().map(|r| r.to_string()))
-                .collect(),
+            allowed: self.read_requests(),
         })
+    }
+
+    /// What goes out while provisioning is off: GET, HEAD and the declared
+    /// read-only requests.
+    fn read_requests(&self) -> Vec<String> {
+        ["GET".to_string(), "HEAD".to_string()]
+            .into_iter()
+            .chain(self.read_only.iter().map(|r| r.to_string()))
+            .collect()
     }
 
     /// Whether requests that may change the application go out.

@@ -15,7 +15,7 @@ use anyhow::bail;
 use sync_store::model::{ConnectorInfo, ResourceId, TotalMoved};
 use sync_store::sink::{Finished, RunStats, SyncSink};
 
-use crate::caps::{measure, SyncCaps, Tally};
+use crate::caps::{measure, past_deadline, SyncCaps, Tally};
 use crate::connector::Connector;
 use crate::errors::CallError;
 use crate::retry::RetryPolicy;
@@ -53,8 +53,6 @@ struct Driver<'a> {
     retries: u64,
     pages: u64,
     tally: Tally,
-    /// When the sync started, and how long it may take.
-    deadline: (Instant, Duration),
 }
 
 /// Runs a full sync of `conn` into `sink` under the default [`SyncCaps`]
@@ -87,13 +85,6 @@ pub async fn run_with(
     }
 }
 
-fn past_deadline(deadline: Duration) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the sync ran past its deadline of {} (--sync-timeout); nothing was written: raise it if the tenant needs longer",
-        humantime::format_duration(deadline)
-    )
-}
-
 async fn drive(
     conn: &mut Connector,
     meta: &Metadata,
@@ -109,7 +100,6 @@ async fn drive(
         retries: 0,
         pages: 0,
         tally: Tally::new(*caps),
-        deadline: (started, caps.deadline),
     };
 
     let types: Vec<TypeInfo> = d
@@ -350,9 +340,7 @@ impl Driver<'_> {
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
-            if self.deadline.0.elapsed() > self.deadline.1 {
-                return Err(past_deadline(self.deadline.1));
-            }
+            self.tally.check_deadline()?;
             let err = match call(self.conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,

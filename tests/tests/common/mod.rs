@@ -300,3 +300,41 @@ pub fn baton_env<'a>(cmd: &'a mut Command, sim: &Simulator) -> &'a mut Command {
         .env("BATON_AS_USER_EMAIL", sim.admin_email())
         .env("BATON_BASE_URL", sim.base_url())
 }
+
+// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+/// Runs `cmd` with `stdin` fed to it (a host that never reads it must not
+/// block the test on a full pipe) and stdout and stderr collected; answers
+/// how it ended and its own peak RSS in MiB.
+pub fn run_measured(cmd: &mut Command, stdin: &[u8]) -> (Run, u64) {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let input = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            r.read_to_string(&mut s).unwrap();
+            s
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let (code, peak_rss_kib) = wait4(child.id());
+    drop(input);
+    let run = Run {
+        code,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (run, peak_rss_kib / 1024)
+}
