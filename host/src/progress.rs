@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sync_store::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
-use sync_store::sink::{Finished, RunStats, SyncSink};
+use sync_store::sink::{Finished, Position, RunStats, SyncSink};
 
 /// The bar being drawn, if any: log lines are written around it.
 static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -42,6 +42,40 @@ pub struct Progress {
     entitlements: u64,
     grants: u64,
     pages: u64,
+    /// What the driver last said of the listing under way.
+    at: Listing,
+    /// When the sink was made: the start of the first listing.
+    started: Instant,
+}
+
+/// The listing under way, as the driver reports it after each page.
+#[derive(Default)]
+struct Listing {
+    /// The resource type being listed.
+    kind: String,
+    /// When the current type's listing started: the end of the previous
+    /// one, or of the start of the sync for the first.
+    since: Option<Instant>,
+    /// When the driver last reported.
+    last: Option<Instant>,
+    listed: u64,
+    total: Option<u64>,
+    requests: u64,
+    retries: u64,
+}
+
+impl Listing {
+    /// The time left at this listing's rate so far, once there is a total
+    /// and something to measure the rate on.
+    fn eta(&self, now: Instant) -> Option<Duration> {
+        let total = self.total?;
+        let spent = now.duration_since(self.since?);
+        if self.listed == 0 || total <= self.listed || spent.is_zero() {
+            return None;
+        }
+        let left = (total - self.listed) as f64 * spent.as_secs_f64() / self.listed as f64;
+        Some(Duration::from_secs_f64(left.min(1e7)))
+    }
 }
 
 impl Progress {
@@ -51,7 +85,7 @@ impl Progress {
         let bar = draw.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg} ({per_sec} rows)")
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -68,6 +102,8 @@ impl Progress {
             entitlements: 0,
             grants: 0,
             pages: 0,
+            at: Listing::default(),
+            started: Instant::now(),
         };
         (Box::new(sink), write_time)
     }
@@ -75,12 +111,36 @@ impl Progress {
     fn show(&self, rows: usize) {
         if let Some(Bar(bar)) = &self.bar {
             bar.inc(rows as u64);
+            let of = match self.at.total {
+                Some(total) => format!("{} of {total}", self.at.listed),
+                None => format!("{}", self.at.listed),
+            };
+            let eta = match self.at.eta(Instant::now()) {
+                Some(left) => format!(", about {} left", HumanDuration(left)),
+                None => String::new(),
+            };
             bar.set_message(format!(
-                "listing {}: {} resources, {} entitlements, {} grants, {} pages",
-                self.listing, self.resources, self.entitlements, self.grants, self.pages
+                "listing {} ({of}{eta}): {} resources, {} entitlements, {} grants, {} pages, {} requests, {} retries, {} rows/s",
+                self.listing,
+                self.resources,
+                self.entitlements,
+                self.grants,
+                self.pages,
+                self.at.requests,
+                self.at.retries,
+                rate(bar.position(), self.started.elapsed()),
             ));
         }
     }
+}
+
+/// Rows a second, whole.
+fn rate(rows: u64, spent: Duration) -> u64 {
+    let secs = spent.as_secs_f64();
+    if secs <= 0.0 {
+        return 0;
+    }
+    (rows as f64 / secs) as u64
 }
 
 /// The drawn bar, cleared from the terminal however the sync ends.
@@ -101,8 +161,22 @@ impl SyncSink for Progress {
     fn resources(&mut self, rows: Vec<Resource>) -> anyhow::Result<()> {
         let n = rows.len();
         if let Some(first) = rows.first() {
-            // The type's id comes from the component: shown escaped.
-            self.listing = crate::terminal::escape(&first.id.resource_type).into_owned();
+            let kind = &first.id.resource_type;
+            if *kind != self.at.kind {
+                // A new type's listing: its count and rate start over,
+                // from where the previous listing ended.
+                self.at = Listing {
+                    kind: kind.clone(),
+                    since: self.at.last.or(Some(self.started)),
+                    last: self.at.last,
+                    listed: 0,
+                    total: None,
+                    requests: self.at.requests,
+                    retries: self.at.retries,
+                };
+                // The type's id comes from the component: shown escaped.
+                self.listing = crate::terminal::escape(kind).into_owned();
+            }
         }
         self.resources += n as u64;
         self.pages += 1;
@@ -127,6 +201,28 @@ impl SyncSink for Progress {
         Ok(())
     }
 
+    fn position(&mut self, at: &Position<'_>) {
+        let now = Instant::now();
+        // A listing with no rows has not been seen by `resources`: it
+        // starts where the previous listing ended.
+        let since = if self.at.kind == at.resource_type {
+            self.at.since
+        } else {
+            self.at.last.or(Some(self.started))
+        };
+        self.at = Listing {
+            kind: at.resource_type.to_owned(),
+            since,
+            last: Some(now),
+            listed: at.listed,
+            total: at.total_hint,
+            requests: at.http_requests,
+            retries: at.retries,
+        };
+        self.inner.position(at);
+        self.show(0);
+    }
+
     fn finish(self: Box<Self>, run: RunStats) -> anyhow::Result<Finished> {
         if let Some(Bar(bar)) = &self.bar {
             bar.set_message(format!(
@@ -146,5 +242,42 @@ impl SyncSink for Progress {
         let done = inner.finish(run);
         *write_time.0.lock().unwrap_or_else(PoisonError::into_inner) = started.elapsed();
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(listed: u64, total: Option<u64>, spent_ms: u64) -> (Listing, Instant) {
+        let since = Instant::now();
+        let at = Listing {
+            kind: "user".into(),
+            since: Some(since),
+            last: Some(since),
+            listed,
+            total,
+            requests: 0,
+            retries: 0,
+        };
+        (at, since + Duration::from_millis(spent_ms))
+    }
+
+    #[test]
+    fn the_time_left_follows_the_listing_rate() {
+        // 1,000 of 4,000 in 2 s: 3,000 more at the same rate take 6 s.
+        let (at, now) = listing(1000, Some(4000), 2000);
+        assert_eq!(at.eta(now), Some(Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn no_time_left_is_guessed_without_a_total_a_rate_or_anything_left() {
+        let (at, now) = listing(1000, None, 2000);
+        assert_eq!(at.eta(now), None);
+        let (at, now) = listing(0, Some(4000), 2000);
+        assert_eq!(at.eta(now), None);
+        // A total that lies (fewer than listed) gives no negative time.
+        let (at, now) = listing(5000, Some(4000), 2000);
+        assert_eq!(at.eta(now), None);
     }
 }

@@ -64,10 +64,18 @@ fn a_sync_on_a_terminal_shows_progress_and_times_that_add_up() {
     let shown = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{shown}");
     assert!(
-        shown.contains("listing user: "),
+        shown.contains("listing user ("),
         "progress of the listing:\n{shown}"
     );
-    assert!(shown.contains("rows)"), "a rate:\n{shown}");
+    assert!(shown.contains(" rows/s"), "a rate:\n{shown}");
+    // The connector passes Ironclad's total on: after the first page of
+    // users the time left is shown, with the requests made.
+    assert!(
+        shown.contains("listing user (1000 of 3000, about "),
+        "the total:\n{shown}"
+    );
+    assert!(shown.contains(" left)"), "the time left:\n{shown}");
+    assert!(shown.contains(" requests, 0 retries"), "requests:\n{shown}");
     let (total, parts) = times(&shown);
     let sum: f64 = parts.iter().sum();
     assert!((total - sum).abs() < 0.02, "{total} vs {parts:?}");
@@ -81,7 +89,7 @@ fn piped_output_shows_no_progress() {
     let out = dir.path().join("s.c1z");
     let run = Host::for_sim(&sim).run(&["sync", "-f", out.to_str().unwrap()]);
     run.assert_ok();
-    assert!(!run.stderr.contains("rows)"), "{}", run.stderr);
+    assert!(!run.stderr.contains("rows/s"), "{}", run.stderr);
     assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
     let (total, parts) = times(&run.stdout);
     assert!((total - parts.iter().sum::<f64>()).abs() < 0.02);

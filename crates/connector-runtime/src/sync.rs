@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use sync_store::model::{ConnectorInfo, ResourceId, TotalMoved};
-use sync_store::sink::{Finished, RunStats, SyncSink};
+use sync_store::sink::{Finished, Position, RunStats, SyncSink};
 
 use crate::caps::{measure, past_deadline, SyncCaps, Tally};
 use crate::connector::Connector;
@@ -199,6 +199,13 @@ async fn drive(
             // for the end of the listing, in the host or in the guest.
             asked_one_by_one += pending.len() as u64;
             d.drain(t, &mut pending, sink.as_mut()).await?;
+            sink.position(&Position {
+                resource_type: rt,
+                listed: rows,
+                total_hint: totals.as_ref().map(|t| t.last),
+                http_requests: d.conn.http_requests(),
+                retries: d.retries,
+            });
             if !pager.advance(next)? {
                 break;
             }

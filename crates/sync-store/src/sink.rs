@@ -59,6 +59,28 @@ pub trait SyncSink: Send {
     fn grants(&mut self, rows: Vec<Grant>) -> anyhow::Result<()>;
     /// Every row is in: write the output atomically and say what was written.
     fn finish(self: Box<Self>, run: RunStats) -> anyhow::Result<Finished>;
+    /// Where the sync stands, after each page of resources and the rows
+    /// that came with it: for a display, nothing is stored. Ignored unless
+    /// a sink wants it.
+    fn position(&mut self, _at: &Position<'_>) {}
+}
+
+/// Where a sync stands, handed to [`SyncSink::position`] after each page
+/// of resources.
+#[derive(Clone, Copy, Debug)]
+pub struct Position<'a> {
+    /// The resource type being listed (the component's word: escape it
+    /// before showing it).
+    pub resource_type: &'a str,
+    /// Resources of this type listed so far.
+    pub listed: u64,
+    /// The application's latest count of this type, where the connector
+    /// passed one on.
+    pub total_hint: Option<u64>,
+    /// Requests the component has made so far.
+    pub http_requests: u64,
+    /// Calls retried so far.
+    pub retries: u64,
 }
 
 /// What a sink counts as rows arrive: the rows it kept (per resource type
