@@ -932,7 +932,7 @@ fn every_blob_decodes_field_by_field_as_the_model_says() {
         ent_blobs.insert(cols[2].clone(), data.clone());
     }
 
-    // Grants embed the full entitlement and the principal's id.
+    // Grants embed their entitlement's resource and id, and the principal's id.
     let grants = rows(
         &conn,
         "SELECT resource_type_id, resource_id, entitlement_id, principal_resource_type_id, \
@@ -944,10 +944,16 @@ fn every_blob_decodes_field_by_field_as_the_model_says() {
         let g = msg("Grant", data, GRANT);
         assert_eq!(g.str(3), cols[5]);
         assert_eq!(cols[5], format!("{}:{}:{}", cols[2], cols[3], cols[4]));
+        // The entitlement as the SDK's grant.NewGrant embeds it: its whole
+        // owning resource and its id, nothing else.
+        let embedded = msg("Entitlement", g.bytes(1).unwrap(), ENTITLEMENT);
+        let listed = msg("Entitlement", &ent_blobs[&cols[2]], ENTITLEMENT);
+        assert_eq!(embedded.bytes(1), listed.bytes(1), "its owning resource");
+        assert_eq!(embedded.str(2), cols[2], "its id");
         assert_eq!(
-            g.bytes(1).unwrap(),
-            ent_blobs[&cols[2]].as_slice(),
-            "the full entitlement"
+            embedded.fields.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            [1, 2],
+            "only the resource and the id"
         );
         // The principal by id only, as baton connectors build membership
         // grants: the user is its own resource row.

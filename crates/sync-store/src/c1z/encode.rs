@@ -52,6 +52,8 @@ fn with_fraction(mut s: String, nanos: u32) -> String {
 pub(super) struct EntitlementRow {
     pub resource_type: String,
     pub resource: String,
+    /// The embedded form: the owning resource and the id
+    /// ([`proto::encode_grant_entitlement`]).
     pub data: Vec<u8>,
     /// Made up from the id: the sync never listed this entitlement.
     pub orphan: bool,
@@ -60,17 +62,17 @@ pub(super) struct EntitlementRow {
 /// An entitlement the sync did not list, from its id
 /// (`<type>:<resource>:<slug>`) as far as that can be split.
 pub(super) fn orphan_entitlement(id: &str) -> EntitlementRow {
-    let (resource_type, resource, slug) = crate::ids::split_entitlement_id(id);
-    let e = proto::Entitlement {
-        resource: Some(bare_resource(&resource_type, &resource)),
-        id: id.to_string(),
-        slug,
-        ..Default::default()
-    };
+    let (resource_type, resource, _slug) = crate::ids::split_entitlement_id(id);
+    let mut data = Vec::new();
+    proto::encode_grant_entitlement(
+        &bare_resource(&resource_type, &resource).encode_to_vec(),
+        id,
+        &mut data,
+    );
     EntitlementRow {
         resource_type,
         resource,
-        data: e.encode_to_vec(),
+        data,
         orphan: true,
     }
 }
@@ -510,7 +512,7 @@ mod tests {
         );
         assert!(e.orphan);
         let p = proto::Entitlement::decode(e.data.as_slice()).unwrap();
-        assert_eq!(p.slug, "member");
-        assert_eq!(p.resource.unwrap().display_name, "");
+        assert_eq!(p.id, "group:a:b:member");
+        assert_eq!(p.resource.unwrap(), bare_resource("group", "a:b"));
     }
 }

@@ -261,6 +261,23 @@ pub fn encode_entitlement(owner: &[u8], rest: &Entitlement, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&prost::Message::encode_to_vec(rest));
 }
 
+/// Encodes the Entitlement a grant embeds into `buf` (cleared first): its
+/// owning resource (already encoded) and its id, nothing else, as the SDK's
+/// `grant.NewGrant` builds it; the entitlement's other fields are in its
+/// own row. Byte for byte `Entitlement { resource, id }` encoded by prost.
+pub fn encode_grant_entitlement(owner: &[u8], id: &str, buf: &mut Vec<u8>) {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    buf.clear();
+    encode_key(1, WireType::LengthDelimited, buf);
+    encode_varint(owner.len() as u64, buf);
+    buf.extend_from_slice(owner);
+    if !id.is_empty() {
+        encode_key(2, WireType::LengthDelimited, buf);
+        encode_varint(id.len() as u64, buf);
+        buf.extend_from_slice(id.as_bytes());
+    }
+}
+
 #[cfg(test)]
 pub fn any(type_url: &str, msg: &impl prost::Message) -> Any {
     Any {
@@ -338,6 +355,21 @@ mod tests {
         );
         assert_eq!(buf, grant.encode_to_vec());
         assert_eq!(Grant::decode(buf.as_slice()).unwrap(), grant);
+    }
+
+    #[test]
+    fn a_grants_entitlement_is_its_resource_and_id_only() {
+        let owner = user();
+        for id in ["group:g1:member", ""] {
+            let whole = Entitlement {
+                resource: Some(owner.clone()),
+                id: id.into(),
+                ..Default::default()
+            };
+            let mut buf = vec![9, 9];
+            encode_grant_entitlement(&owner.encode_to_vec(), id, &mut buf);
+            assert_eq!(buf, whole.encode_to_vec());
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! A bounded map of the records written last. Grants embed their whole
-//! entitlement and entitlements their whole resource; the driver sends an
+//! A bounded map of the records written last. Grants embed their
+//! entitlement's id and resource, and entitlements their whole resource; the driver sends an
 //! entitlement soon after its resource and a resource's grants together, so
 //! the last few thousand records answer nearly every lookup, and the
 //! database answers the rest. Nothing grows with the tenant.

@@ -164,7 +164,7 @@ fn duplicates_count_once_across_pages_and_kinds_and_the_first_wins() {
 }
 
 #[test]
-fn a_grant_names_its_principal_by_id_and_embeds_its_whole_entitlement() {
+fn a_grant_names_its_principal_by_id_and_embeds_its_entitlement_as_the_sdk_does() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.c1z");
     write_doc(&path, &sample(&["u1", "u2"], &["u2"]));
@@ -209,9 +209,19 @@ fn a_grant_names_its_principal_by_id_and_embeds_its_whole_entitlement() {
         "SELECT data FROM v1_entitlements WHERE external_id = ?1",
         "group:g1:member",
     );
-    assert_eq!(g.entitlement.clone().unwrap().encode_to_vec(), ent_blob);
+    // The entitlement as the SDK's grant.NewGrant embeds it: its id and its
+    // whole resource; the rest is in its own row.
+    let whole = proto::Entitlement::decode(ent_blob.as_slice()).unwrap();
+    assert_eq!(whole.grantable_to[0].display_name, "User");
     let e = g.entitlement.unwrap();
-    assert_eq!(e.grantable_to[0].display_name, "User");
+    assert_eq!(
+        e,
+        proto::Entitlement {
+            resource: whole.resource,
+            id: whole.id,
+            ..Default::default()
+        }
+    );
     let owner = blob(
         &conn,
         "SELECT data FROM v1_resources WHERE external_id = ?1",
@@ -236,7 +246,7 @@ fn a_grant_names_its_principal_by_id_and_embeds_its_whole_entitlement() {
 }
 
 #[test]
-fn records_pushed_out_of_the_cache_are_embedded_whole_from_the_database() {
+fn records_pushed_out_of_the_cache_are_embedded_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.c1z");
     let mut doc = sample(&["u1", "u2"], &[]);
@@ -279,7 +289,15 @@ fn records_pushed_out_of_the_cache_are_embedded_whole_from_the_database() {
     assert_eq!(rows.len(), 3);
     for (g, e) in rows {
         let g = proto::Grant::decode(g.as_slice()).unwrap();
-        assert_eq!(g.entitlement.unwrap().encode_to_vec(), e);
+        let e = proto::Entitlement::decode(e.as_slice()).unwrap();
+        assert_eq!(
+            g.entitlement.unwrap(),
+            proto::Entitlement {
+                resource: e.resource,
+                id: e.id,
+                ..Default::default()
+            }
+        );
     }
 }
 
@@ -317,10 +335,8 @@ fn unlisted_entitlements_and_resources_are_embedded_by_id_and_counted() {
     assert_eq!((rt.as_str(), rid_.as_str()), ("group", "never"));
     let g = proto::Grant::decode(data.as_slice()).unwrap();
     let e = g.entitlement.unwrap();
-    assert_eq!(
-        (e.id.as_str(), e.slug.as_str()),
-        ("group:never:member", "member")
-    );
+    assert_eq!(e.id, "group:never:member");
+    assert_eq!(e.resource.unwrap(), encode::bare_resource("group", "never"));
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //!
 //! Rows are deduplicated by the tables' unique keys (`INSERT OR IGNORE`: the
 //! first occurrence wins, a duplicate changes no row). Grants embed their
-//! whole entitlement and entitlements their whole resource, looked up in a
+//! entitlement as the SDK's `grant.NewGrant` does (its id and whole owning
+//! resource) and entitlements their whole resource, looked up in a
 //! small cache of the last records written, else in the database; nothing
 //! here grows with the tenant but the database file.
 
@@ -350,12 +351,14 @@ impl Writer {
             if bare {
                 self.counts.orphans += 1;
             }
+            let mut data = Vec::with_capacity(owner_blob.len() + e.id.len() + 8);
+            proto::encode_grant_entitlement(&owner_blob, &e.id, &mut data);
             self.entitlements.insert(
                 &e.id,
                 EntitlementRow {
                     resource_type: owner.resource_type.clone(),
                     resource: owner.resource.clone(),
-                    data: self.buf.clone(),
+                    data,
                     orphan: false,
                 },
             );
@@ -370,14 +373,24 @@ impl Writer {
             if self.entitlements.get(&g.entitlement).is_none() {
                 let found = ent_row
                     .query_row(params![g.entitlement, self.sync_id], |r| {
-                        Ok(EntitlementRow {
-                            resource_type: r.get(0)?,
-                            resource: r.get(1)?,
-                            data: r.get(2)?,
+                        Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?))
+                    })
+                    .optional()?
+                    .map(|(resource_type, resource, whole)| {
+                        // Written by this sync, so it decodes; the grant
+                        // embeds its resource and id only.
+                        let e = proto::Entitlement::decode(whole.as_slice())?;
+                        let owner = e.resource.unwrap_or_default().encode_to_vec();
+                        let mut data = Vec::new();
+                        proto::encode_grant_entitlement(&owner, &e.id, &mut data);
+                        anyhow::Ok(EntitlementRow {
+                            resource_type,
+                            resource,
+                            data,
                             orphan: false,
                         })
                     })
-                    .optional()?;
+                    .transpose()?;
                 let found = found.unwrap_or_else(|| encode::orphan_entitlement(&g.entitlement));
                 self.entitlements.insert(&g.entitlement, found);
             }
