@@ -88,25 +88,26 @@ fn include(included: &mut Included, id: &str, name: &str, members: &[String]) {
     included
         .entitlements
         .push(mapping::member_entitlement(id, name));
-    included
-        .grants
-        .extend(members.iter().map(|uid| mapping::member_grant(id, uid)));
+    included.grants.extend(mapping::member_grants(id, members));
 }
 
 /// A group's membership grants, one per member however often Ironclad lists them.
 pub fn member_grants(group_id: &str, members: Vec<String>) -> Vec<Grant> {
-    unique(members)
-        .iter()
-        .map(|uid| mapping::member_grant(group_id, uid))
-        .collect()
+    mapping::member_grants(group_id, &unique(members))
 }
 
 /// The members in their first-listed order, each once: a grant id listed twice would be a
 /// duplicate record for the host.
-fn unique(mut members: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::with_capacity(members.len());
-    members.retain(|m| seen.insert(m.clone()));
+fn unique(members: Vec<String>) -> Vec<String> {
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(members.len());
+        members.iter().map(|m| seen.insert(m.as_str())).collect()
+    };
     members
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(m, keep)| keep.then_some(m))
+        .collect()
 }
 
 #[cfg(test)]

@@ -153,19 +153,26 @@ pub fn group_resource(g: &Group) -> Option<Resource> {
 /// The parts joined by `:`, a `:` or `\` inside a part escaped with `\`; parts without either
 /// are joined as they are.
 fn join_id(parts: &[&str]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             out.push(':');
         }
-        for c in part.chars() {
-            if matches!(c, ':' | '\\') {
-                out.push('\\');
-            }
-            out.push(c);
-        }
+        push_escaped(&mut out, part);
     }
     out
+}
+
+/// Appends `part` with each `:` and `\` preceded by `\`, copying the runs between them whole.
+fn push_escaped(out: &mut String, part: &str) {
+    let mut rest = part;
+    while let Some(at) = rest.find([':', '\\']) {
+        out.push_str(&rest[..at]);
+        out.push('\\');
+        out.push_str(&rest[at..=at]);
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
 }
 
 pub fn member_entitlement_id(group_id: &str) -> String {
@@ -185,12 +192,32 @@ pub fn member_entitlement(group_id: &str, group_name: &str) -> Entitlement {
 }
 
 pub fn member_grant(group_id: &str, user_id: &str) -> Grant {
-    Grant {
-        id: join_id(&[GROUP, group_id, MEMBER, USER, user_id]),
-        entitlement: member_entitlement_id(group_id),
-        resource: resource_id(GROUP, group_id),
-        principal: resource_id(USER, user_id),
-    }
+    member_grants(group_id, &[user_id]).remove(0)
+}
+
+/// The membership grants of one group, its entitlement's id and resource built once for all.
+pub fn member_grants<S: AsRef<str>>(group_id: &str, user_ids: &[S]) -> Vec<Grant> {
+    let entitlement = member_entitlement_id(group_id);
+    let resource = resource_id(GROUP, group_id);
+    user_ids
+        .iter()
+        .map(|uid| {
+            let uid = uid.as_ref();
+            // join_id(GROUP, group, MEMBER, USER, uid): the entitlement's id is the first three.
+            let mut id = String::with_capacity(entitlement.len() + USER.len() + uid.len() + 2);
+            id.push_str(&entitlement);
+            id.push(':');
+            id.push_str(USER);
+            id.push(':');
+            push_escaped(&mut id, uid);
+            Grant {
+                id,
+                entitlement: entitlement.clone(),
+                resource: resource.clone(),
+                principal: resource_id(USER, uid),
+            }
+        })
+        .collect()
 }
 
 /// One line for `validate`: "acting as Jane Doe <jane@acme.com> in Acme".

@@ -4,24 +4,88 @@
 //! field given as a string, `schema` for `schemas`), so unknown fields are ignored, every field is
 //! optional, and a field of the wrong shape reads as absent instead of failing a whole page.
 
-use serde::de::{DeserializeOwned, Deserializer};
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A field's JSON value read for a scalar: objects and arrays are skipped as they are read, never
+/// built, so a page of a hundred thousand members costs no tree of values.
+enum Scalar {
+    Str(String),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Nothing,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::U64(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::I64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::F64(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Nothing)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Nothing)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+                Scalar::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nothing)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nothing)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 /// A string, or a number/bool written as one; anything else reads as absent.
 pub fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+    Ok(match Scalar::deserialize(d)? {
+        Scalar::Str(s) => Some(s),
+        Scalar::U64(n) => Some(n.to_string()),
+        Scalar::I64(n) => Some(n.to_string()),
+        // Written as JSON writes it (`1.0`, `1e21`), as it reads in the body.
+        Scalar::F64(f) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+        Scalar::Bool(b) => Some(b.to_string()),
+        Scalar::Nothing => None,
     })
 }
 
 pub fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(b) => Some(b),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+    Ok(match Scalar::deserialize(d)? {
+        Scalar::Bool(b) => Some(b),
+        Scalar::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" => Some(true),
             "false" => Some(false),
             _ => None,
@@ -31,42 +95,97 @@ pub fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Er
 }
 
 pub fn loose_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
+    Ok(match Scalar::deserialize(d)? {
+        Scalar::U64(n) => Some(n),
+        Scalar::I64(n) => u64::try_from(n).ok(),
+        Scalar::F64(f) => (f.is_finite() && f >= 0.0).then_some(f as u64),
+        Scalar::Str(s) => s.trim().parse().ok(),
         _ => None,
     })
 }
 
+/// A value parsed as `T` on its own: one that does not fit reads as `None` without failing what
+/// holds it. The value's text is copied once and parsed; no tree of values is built.
+struct Maybe<T>(Option<T>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Maybe<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <Box<RawValue>>::deserialize(d)?;
+        Ok(Maybe(serde_json::from_str(raw.get()).ok()))
+    }
+}
+
 /// A nested object of the wrong shape reads as absent.
 fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+    Ok(Maybe::<T>::deserialize(d)?.0)
+}
+
+/// An array's entries that parse as `T` (`Some`, possibly empty), or `None` for anything but an
+/// array.
+fn lenient_array<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
+        type Value = Option<Vec<T>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            // The hint is the sender's word: capped, so a lying one reserves nothing much.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(Maybe(item)) = seq.next_element::<Maybe<T>>()? {
+                out.extend(item);
+            }
+            Ok(Some(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
 }
 
 /// A list keeps the entries that parse; anything but an array reads as empty.
 fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
+    Ok(lenient_array(d)?.unwrap_or_default())
 }
 
-/// A SCIM ListResponse. `Resources` stays raw so that one odd entry cannot fail the page and so
-/// the page's length (which drives paging) counts every entry Ironclad sent.
+/// A SCIM ListResponse. `Resources` stays raw (each entry's text, unparsed) so that one odd entry
+/// cannot fail the page and so the page's length (which drives paging) counts every entry
+/// Ironclad sent.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ListResponse {
     #[serde(rename = "totalResults", deserialize_with = "loose_u64")]
     pub total_results: Option<u64>,
     #[serde(rename = "Resources")]
-    pub resources: Option<Vec<Value>>,
+    pub resources: Option<Vec<Box<RawValue>>>,
 }
 
 impl ListResponse {
@@ -80,7 +199,7 @@ impl ListResponse {
         self.resources
             .iter()
             .flatten()
-            .filter_map(|v| serde_json::from_value::<T>(v.clone()).ok())
+            .filter_map(|raw| serde_json::from_str::<T>(raw.get()).ok())
             .filter(|t| t.id().is_some_and(|id| !id.is_empty()))
             .collect()
     }
@@ -191,15 +310,7 @@ pub struct Group {
 }
 
 fn lenient_members<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Member>>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Array(items) => Some(
-            items
-                .into_iter()
-                .filter_map(|v| serde_json::from_value(v).ok())
-                .collect(),
-        ),
-        _ => None,
-    })
+    lenient_array(d)
 }
 
 impl Group {
@@ -335,6 +446,55 @@ mod tests {
         assert!(u.emails.is_empty());
         assert_eq!(u.active, Some(false));
         assert!(u.meta.is_none());
+    }
+
+    #[test]
+    fn scalars_read_loosely_and_structures_in_their_place_read_as_absent() {
+        let u: User = serde_json::from_str(
+            r#"{"id":1.0,"userName":{"a":[1,{"b":2}]},"title":[1,2],"active":"TRUE ",
+                "emails":[{"value":"a@x","primary":"true"},7,{"value":["x"]},{"value":12}],
+                "meta":{"created":-3}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.id.as_deref(), Some("1.0"));
+        assert_eq!((u.user_name, u.title), (None, None));
+        assert_eq!(u.active, Some(true));
+        let emails: Vec<_> = u.emails.iter().map(|e| e.value.clone()).collect();
+        assert_eq!(emails, [Some("a@x".into()), None, Some("12".into())]);
+        assert_eq!(u.emails[0].primary, Some(true));
+        assert_eq!(u.meta.unwrap().created.as_deref(), Some("-3"));
+    }
+
+    #[test]
+    fn totals_read_loosely() {
+        for (json, want) in [
+            (r#"{"totalResults":12}"#, Some(12)),
+            (r#"{"totalResults":"12 "}"#, Some(12)),
+            (r#"{"totalResults":12.0}"#, Some(12)),
+            (r#"{"totalResults":-1}"#, None),
+            (r#"{"totalResults":[12]}"#, None),
+            (r#"{"totalResults":null}"#, None),
+        ] {
+            let page: ListResponse = serde_json::from_str(json).unwrap();
+            assert_eq!(page.total_results, want, "{json}");
+        }
+    }
+
+    #[test]
+    fn members_of_the_wrong_shape() {
+        for json in [
+            r#"{"id":"g","members":null}"#,
+            r#"{"id":"g","members":{"value":"u1"}}"#,
+            r#"{"id":"g","members":"u1"}"#,
+        ] {
+            let g: Group = serde_json::from_str(json).unwrap();
+            assert_eq!(g.member_user_ids(), None, "{json}");
+        }
+        let g: Group = serde_json::from_str(
+            r#"{"id":"g","members":[1,{"value":"u1"},[],{"value":{"x":1}},null,{"value":"u2"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(g.member_user_ids().unwrap(), ["u1", "u2"]);
     }
 
     #[test]
