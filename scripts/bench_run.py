@@ -51,6 +51,9 @@ def metadata_warm(host):
 
 def one(host, out, users, groups, memberships, latency):
     floor_s, floor_requests = floor(os.environ["BATON_BASE_URL"], int(users), int(groups))
+    # The compiled component is cached by the first command a machine runs (measured apart,
+    # as the warm start below); the sync is timed from a warm cache.
+    subprocess.run([host, "metadata"], check=True, stdout=subprocess.DEVNULL)
     t0 = time.monotonic()
     # The same memory limit for every tenant (the 400,000-user one needs more than the default 256).
     mem = os.environ.get("BENCH_MEMORY_MB", "1024")

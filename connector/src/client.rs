@@ -73,13 +73,13 @@ impl Ironclad {
         self.get_json("/oauth/userinfo")
     }
 
-    pub fn users_page(&self, start: u64) -> Result<ListResponse, ConnectorError> {
+    pub fn users_page(&self, start: u64) -> Result<ListResponse<User>, ConnectorError> {
         self.get_json(&format!(
             "/scim/v2/Users?startIndex={start}&count={PAGE_SIZE}"
         ))
     }
 
-    pub fn groups_page(&self, start: u64) -> Result<ListResponse, ConnectorError> {
+    pub fn groups_page(&self, start: u64) -> Result<ListResponse<Group>, ConnectorError> {
         self.get_json(&format!(
             "/scim/v2/Groups?startIndex={start}&count={PAGE_SIZE}"
         ))
@@ -92,7 +92,7 @@ impl Ironclad {
     /// `GET /Users?filter=userName eq "<login>"`: the users with that login (at most one).
     pub fn users_named(&self, login: &str) -> Result<Vec<User>, ConnectorError> {
         let filter = user_name_filter(login);
-        let page: ListResponse = self.get_json(&format!(
+        let page: ListResponse<User> = self.get_json(&format!(
             "/scim/v2/Users?filter={}",
             escape_segment(&filter)
         ))?;

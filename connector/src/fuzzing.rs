@@ -71,42 +71,55 @@ pub fn parse_responses(body: &[u8]) {
 /// against an earlier page, the next page's token computed from what is left, and the groups
 /// left split into included and pending.
 fn list_pages(body: &[u8]) {
-    let Ok(page) = serde_json::from_slice::<ListResponse>(body) else {
-        return;
-    };
-    let users: Vec<(String, Resource)> = page
-        .items::<User>()
-        .iter()
-        .filter_map(mapping::user_resource)
-        .map(|r| (r.id.resource.clone(), r))
-        .collect();
-    let groups = page.items::<Group>();
-    for g in &groups {
-        group_grants(g);
+    if let Ok(page) = serde_json::from_slice::<ListResponse<User>>(body) {
+        let shape = Shape::of(&page);
+        let users: Vec<(String, Resource)> = page
+            .items()
+            .iter()
+            .filter_map(mapping::user_resource)
+            .map(|r| (r.id.resource.clone(), r))
+            .collect();
+        deduplicated(shape, USER, &users, |_| {});
     }
-    let groups: Vec<(String, ListedGroup)> = groups
-        .iter()
-        .filter_map(ListedGroup::from_scim)
-        .map(|g| (g.resource.id.resource.clone(), g))
-        .collect();
-
-    deduplicated(&page, USER, &users, |_| {});
-    deduplicated(&page, GROUP, &groups, |kept| {
-        // The whole budget, and one that leaves almost every group pending.
-        for budget in [MAX_INCLUDED_GRANTS, 1] {
-            included_page(kept.clone(), budget);
+    if let Ok(page) = serde_json::from_slice::<ListResponse<Group>>(body) {
+        let shape = Shape::of(&page);
+        let groups = page.items();
+        for g in &groups {
+            group_grants(g);
         }
-    });
+        let groups: Vec<(String, ListedGroup)> = groups
+            .into_iter()
+            .filter_map(ListedGroup::from_scim)
+            .map(|g| (g.resource.id.resource.clone(), g))
+            .collect();
+        deduplicated(shape, GROUP, &groups, |kept| {
+            // The whole budget, and one that leaves almost every group pending.
+            for budget in [MAX_INCLUDED_GRANTS, 1] {
+                included_page(kept.clone(), budget);
+            }
+        });
+    }
+}
+
+/// What paging reads of a page: its length and its total.
+#[derive(Clone, Copy)]
+struct Shape {
+    len: usize,
+    total_results: Option<u64>,
+}
+
+impl Shape {
+    fn of<T: crate::scim::HasId>(page: &ListResponse<T>) -> Shape {
+        Shape {
+            len: page.page_len(),
+            total_results: page.total_results,
+        }
+    }
 }
 
 /// Each page deduplicated as a first page and as the same page met again after an earlier one
 /// listed it all; `then` gets what is kept.
-fn deduplicated<T: Clone>(
-    page: &ListResponse,
-    kind: &str,
-    entries: &[(String, T)],
-    then: impl Fn(Vec<T>),
-) {
+fn deduplicated<T: Clone>(page: Shape, kind: &str, entries: &[(String, T)], then: impl Fn(Vec<T>)) {
     for start in STARTS {
         let Ok(paging::Position { start, .. }) = paging::position(Some(start)) else {
             continue;
@@ -143,12 +156,12 @@ fn included_page(groups: Vec<ListedGroup>, budget: usize) {
 
 /// The next token, on a page that is its listing's first and on one far into a listing that
 /// announced little at first (the runaway bound may stop it: an error, never a panic).
-fn next_page(page: &ListResponse, start: u64, repeated: usize) {
+fn next_page(page: Shape, start: u64, repeated: usize) {
     for first_total in [page.total_results, Some(0)] {
         let next = paging::next_token(&Page {
             noun: "users",
             start,
-            len: page.page_len(),
+            len: page.len,
             repeated,
             total_results: page.total_results,
             first_total,
@@ -156,11 +169,11 @@ fn next_page(page: &ListResponse, start: u64, repeated: usize) {
         if let Ok(Some(token)) = next {
             // The token handed to the host must come back as the page after this one.
             let back = paging::position(Some(&token)).ok();
-            let expected = start.checked_add(page.page_len() as u64);
+            let expected = start.checked_add(page.len as u64);
             assert!(
                 back.is_some_and(|b| Some(b.start) == expected && b.first_total == first_total),
                 "next-page token {token:?} after startIndex {start} and {} entries is not accepted back as the next page",
-                page.page_len()
+                page.len
             );
         }
     }

@@ -28,10 +28,10 @@ pub struct ListedGroup {
 
 impl ListedGroup {
     /// `None` for a group without an id, as `mapping::group_resource`.
-    pub fn from_scim(g: &Group) -> Option<Self> {
+    pub fn from_scim(mut g: Group) -> Option<Self> {
         Some(ListedGroup {
-            resource: mapping::group_resource(g)?,
-            members: g.member_user_ids(),
+            resource: mapping::group_resource(&g)?,
+            members: g.member_ids.take(),
         })
     }
 }
@@ -118,7 +118,7 @@ mod tests {
     use crate::wit::ResourceId;
 
     fn listed(json: &str) -> ListedGroup {
-        ListedGroup::from_scim(&serde_json::from_str(json).unwrap()).unwrap()
+        ListedGroup::from_scim(serde_json::from_str(json).unwrap()).unwrap()
     }
 
     fn ids(r: &[ResourceId]) -> Vec<&str> {

@@ -105,8 +105,10 @@ pub fn loose_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Erro
 }
 
 /// A value parsed as `T` on its own: one that does not fit reads as `None` without failing what
-/// holds it. The value's text is copied once and parsed; no tree of values is built.
-struct Maybe<T>(Option<T>);
+/// holds it. The value's text is copied (briefly: one value at a time) and parsed; no tree of
+/// values is built.
+#[derive(Debug)]
+pub struct Maybe<T>(Option<T>);
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Maybe<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -120,86 +122,100 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
     Ok(Maybe::<T>::deserialize(d)?.0)
 }
 
-/// An array's entries that parse as `T` (`Some`, possibly empty), or `None` for anything but an
-/// array.
-fn lenient_array<'de, D: Deserializer<'de>, T: DeserializeOwned>(
-    d: D,
-) -> Result<Option<Vec<T>>, D::Error> {
-    struct V<T>(std::marker::PhantomData<T>);
-    impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
-        type Value = Option<Vec<T>>;
+/// Hands `keep` each entry of an array that parses as `T`, as it is read; says whether the value
+/// was an array at all (anything else is skipped unbuilt).
+fn lenient_seq<'de, D, T, F>(d: D, keep: F) -> Result<bool, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+    F: FnMut(T),
+{
+    struct V<T, F>(F, std::marker::PhantomData<T>);
+    impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for V<T, F> {
+        type Value = bool;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("any JSON value")
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            // The hint is the sender's word: capped, so a lying one reserves nothing much.
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<bool, A::Error> {
             while let Some(Maybe(item)) = seq.next_element::<Maybe<T>>()? {
-                out.extend(item);
+                if let Some(item) = item {
+                    (self.0)(item);
+                }
             }
-            Ok(Some(out))
+            Ok(true)
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
+            Ok(false)
         }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
             d.deserialize_any(self)
         }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
         }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
         }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
         }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
         }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
         }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
         }
     }
-    d.deserialize_any(V(std::marker::PhantomData))
+    d.deserialize_any(V(keep, std::marker::PhantomData))
 }
 
 /// A list keeps the entries that parse; anything but an array reads as empty.
 fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(lenient_array(d)?.unwrap_or_default())
+    let mut out = Vec::new();
+    lenient_seq(d, |item| out.push(item))?;
+    Ok(out)
 }
 
-/// A SCIM ListResponse. `Resources` stays raw (each entry's text, unparsed) so that one odd entry
-/// cannot fail the page and so the page's length (which drives paging) counts every entry
-/// Ironclad sent.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ListResponse {
+/// A SCIM ListResponse whose entries are parsed as `T` one by one, straight from the body: an
+/// entry that does not fit is kept as a gap rather than failing the page, so the page's length
+/// (which drives paging) counts every entry Ironclad sent.
+#[derive(Debug, Deserialize)]
+#[serde(default, bound(deserialize = "T: DeserializeOwned"))]
+pub struct ListResponse<T> {
     #[serde(rename = "totalResults", deserialize_with = "loose_u64")]
     pub total_results: Option<u64>,
     #[serde(rename = "Resources")]
-    pub resources: Option<Vec<Box<RawValue>>>,
+    pub resources: Option<Vec<Maybe<T>>>,
 }
 
-impl ListResponse {
+impl<T> Default for ListResponse<T> {
+    fn default() -> Self {
+        ListResponse {
+            total_results: None,
+            resources: None,
+        }
+    }
+}
+
+impl<T: HasId> ListResponse<T> {
     pub fn page_len(&self) -> usize {
         self.resources.as_ref().map_or(0, Vec::len)
     }
 
     /// The entries that are objects of type `T` with an id; the rest cannot be named, so they are
     /// left out.
-    pub fn items<T: DeserializeOwned + HasId>(&self) -> Vec<T> {
+    pub fn items(self) -> Vec<T> {
         self.resources
-            .iter()
+            .into_iter()
             .flatten()
-            .filter_map(|raw| serde_json::from_str::<T>(raw.get()).ok())
+            .filter_map(|Maybe(t)| t)
             .filter(|t| t.id().is_some_and(|id| !id.is_empty()))
             .collect()
     }
@@ -301,33 +317,35 @@ pub struct Group {
     pub display_name: Option<String>,
     #[serde(rename = "externalId", deserialize_with = "loose_string")]
     pub external_id: Option<String>,
-    /// `None` when Ironclad left the attribute out (e.g. `excludedAttributes=members`), which is
-    /// not the same as a group with no members.
-    #[serde(deserialize_with = "lenient_members")]
-    pub members: Option<Vec<Member>>,
+    /// Member user ids, read as the members are: only `User` members (or untyped ones, as
+    /// Ironclad lists only users) with a value count. `None` when Ironclad left the attribute out
+    /// (e.g. `excludedAttributes=members`), which is not the same as a group with no members.
+    #[serde(rename = "members", deserialize_with = "member_user_ids")]
+    pub member_ids: Option<Vec<String>>,
     #[serde(deserialize_with = "lenient")]
     pub meta: Option<Meta>,
 }
 
-fn lenient_members<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Member>>, D::Error> {
-    lenient_array(d)
+/// The user ids of a `members` array, each member kept only as its id (a page of groups can carry
+/// hundreds of thousands); anything but an array reads as `None`.
+fn member_user_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let mut ids = Vec::new();
+    let listed = lenient_seq(d, |m: Member| {
+        let user = m
+            .kind
+            .as_deref()
+            .is_none_or(|k| k.eq_ignore_ascii_case("user"));
+        if let Some(id) = m.value.filter(|v| user && !v.is_empty()) {
+            ids.push(id);
+        }
+    })?;
+    Ok(listed.then_some(ids))
 }
 
 impl Group {
-    /// Member user ids. Only `User` members (or untyped ones, as Ironclad lists only users) count.
+    /// Member user ids (see `member_ids`).
     pub fn member_user_ids(&self) -> Option<Vec<String>> {
-        self.members.as_ref().map(|members| {
-            members
-                .iter()
-                .filter(|m| {
-                    m.kind
-                        .as_deref()
-                        .is_none_or(|k| k.eq_ignore_ascii_case("user"))
-                })
-                .filter_map(|m| m.value.clone())
-                .filter(|v| !v.is_empty())
-                .collect()
-        })
+        self.member_ids.clone()
     }
 }
 
@@ -416,7 +434,7 @@ mod tests {
 
     #[test]
     fn list_page_keeps_raw_length_and_skips_entries_without_id() {
-        let page: ListResponse = serde_json::from_str(
+        let page: ListResponse<User> = serde_json::from_str(
             r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
                 "totalResults":"3","startIndex":1,"itemsPerPage":25,
                 "Resources":[{"id":"a","userName":"a@x"},{"userName":"noid@x"},"junk",{"id":7}]}"#,
@@ -431,9 +449,9 @@ mod tests {
 
     #[test]
     fn empty_list_may_omit_resources() {
-        let page: ListResponse = serde_json::from_str(r#"{"totalResults":0}"#).unwrap();
+        let page: ListResponse<Group> = serde_json::from_str(r#"{"totalResults":0}"#).unwrap();
         assert_eq!(page.page_len(), 0);
-        assert!(page.items::<Group>().is_empty());
+        assert!(page.items().is_empty());
     }
 
     #[test]
@@ -475,7 +493,7 @@ mod tests {
             (r#"{"totalResults":[12]}"#, None),
             (r#"{"totalResults":null}"#, None),
         ] {
-            let page: ListResponse = serde_json::from_str(json).unwrap();
+            let page: ListResponse<User> = serde_json::from_str(json).unwrap();
             assert_eq!(page.total_results, want, "{json}");
         }
     }

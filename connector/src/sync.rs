@@ -79,42 +79,38 @@ pub fn list_resources(
         restart: token.is_none_or(str::is_empty),
     };
     with_ironclad(|ic| {
-        let page = if kind == USER {
-            ic.users_page(at.start)?
+        // A page's length and totals, then its entries (consumed: each form of the page is
+        // dropped as the next is built).
+        let (len, total_results, listed) = if kind == USER {
+            let page = ic.users_page(at.start)?;
+            (page.page_len(), page.total_results, users(page, at))
         } else {
-            ic.groups_page(at.start)?
+            let page = ic.groups_page(at.start)?;
+            (page.page_len(), page.total_results, groups(page, at))
         };
         let paged = Page {
             noun: noun(kind),
             start: at.start,
-            len: page.page_len(),
-            repeated: 0,
-            total_results: page.total_results,
+            len,
+            repeated: listed.repeated,
+            total_results,
             // The first page's total; a plain-number token (from an earlier version) knows none,
             // and the listing is measured against this page's from there on.
-            first_total: position.first_total.or(page.total_results),
-        };
-        let listed = if kind == USER {
-            users(page, at)
-        } else {
-            groups(page, at)
+            first_total: position.first_total.or(total_results),
         };
         Ok(ResourcePage {
             items: listed.items,
-            next_page_token: paging::next_token(&Page {
-                repeated: listed.repeated,
-                ..paged
-            })?,
-            total_hint: paged.total_results,
+            next_page_token: paging::next_token(&paged)?,
+            total_hint: total_results,
             included: listed.included,
         })
     })
 }
 
 /// Users have no entitlements or grants (`resource_types` says so), hence nothing included.
-fn users(page: ListResponse, at: At) -> Listed {
+fn users(page: ListResponse<User>, at: At) -> Listed {
     let entries = page
-        .items::<User>()
+        .items()
         .iter()
         .filter_map(mapping::user_resource)
         .map(|r| (r.id.resource.clone(), r))
@@ -129,17 +125,15 @@ fn users(page: ListResponse, at: At) -> Listed {
 
 /// Only the groups left after deduplication are included or pending: the host has the others
 /// from an earlier page already.
-fn groups(page: ListResponse, at: At) -> Listed {
-    // Each form of the page is dropped as soon as the next is built: the guest's memory peaks at
-    // the largest of them (never shrinking after), not at their sum.
-    let parsed = page.items::<Group>();
-    drop(page);
-    let entries = parsed
-        .iter()
+fn groups(page: ListResponse<Group>, at: At) -> Listed {
+    // Each group's member ids move from one form to the next, never copied: the guest's memory
+    // peaks near one form of the page (never shrinking after), not their sum.
+    let entries = page
+        .items()
+        .into_iter()
         .filter_map(ListedGroup::from_scim)
         .map(|g| (g.resource.id.resource.clone(), g))
         .collect();
-    drop(parsed);
     let (kept, repeated) = state::with(|s| s.dedupe(GROUP, at.restart, at.start, entries));
     let page = included::group_page(kept, MAX_INCLUDED_GRANTS);
     state::with(|s| s.groups.extend(page.cache));
@@ -251,7 +245,7 @@ mod tests {
 
     use super::*;
 
-    fn list(json: &str) -> ListResponse {
+    fn list<T: serde::de::DeserializeOwned>(json: &str) -> ListResponse<T> {
         serde_json::from_str(json).unwrap()
     }
 

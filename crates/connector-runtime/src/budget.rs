@@ -75,7 +75,6 @@ impl Budget {
     }
 
     /// Bytes of memories and tables the instance holds so far.
-    #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used
     }

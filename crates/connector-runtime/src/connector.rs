@@ -174,6 +174,12 @@ impl Connector {
         self.inst.requests()
     }
 
+    /// Bytes of memory and tables the component holds now: its peak, as
+    /// a component's memory never shrinks.
+    pub fn memory_bytes(&self) -> usize {
+        self.inst.memory_bytes()
+    }
+
     /// Checks the configuration and credentials; says whom it acts as.
     pub async fn validate(&mut self) -> Result<String, CallError> {
         dispatch!(

@@ -193,6 +193,12 @@ impl Instance {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Bytes of linear memory and tables the instance holds now (its
+    /// memory never shrinks, so this is also its peak).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.store.data().budget.used()
+    }
+
     /// Runs one export under the per-call deadline (guest CPU through the
     /// epoch, waits on HTTP through the tokio timeout). The closure answers
     /// the connector's own result, already in neutral types.

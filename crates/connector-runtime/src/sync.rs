@@ -218,9 +218,19 @@ async fn drive(
             );
             totals_moved.insert(rt.clone(), t);
         }
-        tracing::info!(resource_type = %rt, rows, "resources listed");
+        tracing::info!(
+            resource_type = %rt,
+            rows,
+            component_memory_mib = d.conn.memory_bytes() >> 20,
+            "resources listed"
+        );
     }
-    tracing::info!(pages = d.pages, asked_one_by_one, "listings done");
+    tracing::info!(
+        pages = d.pages,
+        asked_one_by_one,
+        component_memory_mib = d.conn.memory_bytes() >> 20,
+        "listings done"
+    );
 
     let run = RunStats {
         started_at,
