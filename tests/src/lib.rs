@@ -258,6 +258,16 @@ impl Simulator {
         self.shared.write().remove_member(group_id, user_id) == Membership::Changed
     }
 
+    /// Requests that arrived with a chunked body.
+    pub fn chunked_requests(&self) -> u64 {
+        self.shared.stats.chunked()
+    }
+
+    /// Requests that arrived stating their body's length.
+    pub fn sized_requests(&self) -> u64 {
+        self.shared.stats.sized()
+    }
+
     /// The request bodies quoted back under `echo_body_in_errors`.
     pub fn echoed_bodies(&self) -> Vec<String> {
         self.shared

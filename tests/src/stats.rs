@@ -17,6 +17,10 @@ pub(crate) struct Stats {
     per_endpoint: Mutex<HashMap<String, u64>>,
     total: AtomicU64,
     writes: AtomicU64,
+    /// Requests whose body came with `Transfer-Encoding: chunked`.
+    chunked: AtomicU64,
+    /// Requests that stated their body's length (`Content-Length`).
+    sized: AtomicU64,
 }
 
 impl Stats {
@@ -47,6 +51,30 @@ impl Stats {
 
     pub(crate) fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Notes how the request's body was framed.
+    pub(crate) fn record_framing(&self, headers: &axum::http::HeaderMap) {
+        let chunked = headers
+            .get_all(axum::http::header::TRANSFER_ENCODING)
+            .iter()
+            .any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+            });
+        if chunked {
+            self.chunked.fetch_add(1, Ordering::Relaxed);
+        } else if headers.contains_key(axum::http::header::CONTENT_LENGTH) {
+            self.sized.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn chunked(&self) -> u64 {
+        self.chunked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn sized(&self) -> u64 {
+        self.sized.load(Ordering::Relaxed)
     }
 }
 
@@ -83,6 +111,7 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     shared.stats.record(req.method(), req.uri().path());
+    shared.stats.record_framing(req.headers());
     let latency = shared.faults().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -137,6 +137,31 @@ fn grant_then_already_granted() {
     assert_eq!(patches(&sim), 1, "already granted: nothing written");
 }
 
+/// `wasi:http` streams a component's request body; the host sends each one
+/// with its length, as some gateways and WAFs refuse chunked requests.
+#[test]
+fn every_request_body_goes_out_with_its_length_never_chunked() {
+    let sim = sim(30, 2, 20);
+    let (g, u) = outsider(&sim);
+    let ent = format!("group:{g}:member");
+    let principal = format!("user:{u}");
+    provisioning(&sim)
+        .run(&["grant", "--entitlement", &ent, "--principal", &principal])
+        .assert_ok();
+    provisioning(&sim)
+        .run(&["revoke", "--grant", &format!("{ent}:{principal}")])
+        .assert_ok();
+    assert!(!sim.tenant().groups[0].members.contains(&u));
+    let bodies = sim.requests()["POST /oauth/token"] + patches(&sim);
+    assert_eq!(patches(&sim), 2, "{:?}", sim.requests());
+    assert_eq!(sim.chunked_requests(), 0, "{:?}", sim.requests());
+    assert!(
+        sim.sized_requests() >= bodies,
+        "{} sized of {bodies} with a body",
+        sim.sized_requests()
+    );
+}
+
 #[test]
 fn revoke_then_already_revoked_with_a_204_patch() {
     let sim = sim(30, 2, 20);

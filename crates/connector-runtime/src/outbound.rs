@@ -120,6 +120,7 @@ impl WasiHttpHooks for Outbound {
                 options.connect_timeout.unwrap_or(Duration::from_secs(10)),
             )
             .await?;
+            let request = sized(request, MAX_REQUEST_BODY).await?;
             requests.fetch_add(1, Ordering::Relaxed);
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
@@ -135,6 +136,62 @@ impl WasiHttpHooks for Outbound {
             Ok((response, Box::new(io) as IoFuture))
         })
     }
+}
+
+/// The largest request body the host holds to send it with a
+/// `Content-Length`. A connector's bodies are a few hundred bytes of JSON
+/// (a token request, a membership change, a new account); a larger one is
+/// refused rather than held without bound.
+pub const MAX_REQUEST_BODY: usize = 8 << 20;
+
+/// The request with its body read whole and sent with a `Content-Length`.
+/// `wasi:http` streams a guest's body, which hyper would send chunked, and
+/// some gateways and WAFs answer a chunked request with 411 or drop it.
+/// The guest writes its body after handing the request over, so this waits
+/// for the guest to finish it (the send runs in its own task). A body the
+/// guest sized itself goes as it is: wasmtime holds it to that size.
+async fn sized(
+    request: http::Request<WasiBody>,
+    max: usize,
+) -> Result<http::Request<WasiBody>, HttpError> {
+    use http_body_util::BodyExt as _;
+    if request.headers().contains_key(http::header::CONTENT_LENGTH) {
+        return Ok(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = http_body_util::Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                tracing::warn!(
+                    max,
+                    "refused an outbound request whose body is over the host's cap"
+                );
+                return HttpError::HttpRequestBodySize(Some(max as u64));
+            }
+            match e.downcast::<HttpError>() {
+                Ok(code) => *code,
+                Err(e) => HttpError::InternalError(Some(e.to_string())),
+            }
+        })?
+        .to_bytes();
+    // An empty GET stays without the header, as a plain client sends it;
+    // a method that carries a body states its length even when it is 0.
+    let carries_body = !matches!(
+        parts.method,
+        http::Method::GET | http::Method::HEAD | http::Method::DELETE | http::Method::OPTIONS
+    );
+    if !bytes.is_empty() || carries_body {
+        parts.headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(bytes.len()),
+        );
+    }
+    let body = http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Ok(http::Request::from_parts(parts, body))
 }
 
 /// Resolves the origin's host and refuses it when any address leads where
@@ -234,6 +291,46 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use http_body_util::BodyExt as _;
+
+    fn request(method: http::Method, body: &'static [u8]) -> http::Request<WasiBody> {
+        let body = http_body_util::Full::new(Bytes::from_static(body))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        http::Request::builder()
+            .method(method)
+            .uri("http://127.0.0.1:9/x")
+            .body(body)
+            .unwrap()
+    }
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn request_bodies_go_out_with_their_length() {
+        let sized = run(sized(request(http::Method::PATCH, b"{\"op\":1}"), 64)).unwrap();
+        assert_eq!(sized.headers()[http::header::CONTENT_LENGTH], "8");
+        let body = run(sized.into_body().collect()).unwrap().to_bytes();
+        assert_eq!(&body[..], b"{\"op\":1}");
+        // An empty POST says 0; an empty GET says nothing, as plain clients do.
+        let post = run(super::sized(request(http::Method::POST, b""), 64)).unwrap();
+        assert_eq!(post.headers()[http::header::CONTENT_LENGTH], "0");
+        let get = run(super::sized(request(http::Method::GET, b""), 64)).unwrap();
+        assert!(!get.headers().contains_key(http::header::CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn a_request_body_over_the_cap_is_refused() {
+        let err = run(sized(request(http::Method::POST, &[b'x'; 65]), 64)).unwrap_err();
+        assert!(
+            matches!(err, HttpError::HttpRequestBodySize(Some(64))),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn timeouts_only_shrink() {
