@@ -204,23 +204,32 @@ pub struct GroupTrait {
     pub group_source_type: String,
 }
 
-/// Encodes a Grant from already-encoded parts into `buf` (cleared first).
-/// A message field and a bytes field are the same on the wire (tag, length,
-/// payload), so this is byte for byte what encoding a [`Grant`] holding
-/// those messages gives; a unit test holds it to that.
-pub fn encode_grant(entitlement: &[u8], principal: &[u8], id: &str, buf: &mut Vec<u8>) {
+/// Appends a length-delimited field: a message already encoded, a string or
+/// bytes (the same on the wire: tag, length, payload).
+fn put_field(tag: u32, payload: &[u8], buf: &mut Vec<u8>) {
     use prost::encoding::{encode_key, encode_varint, WireType};
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(payload.len() as u64, buf);
+    buf.extend_from_slice(payload);
+}
+
+/// Appends a string field as prost does: an empty string (proto3's default)
+/// is left out.
+fn put_string(tag: u32, s: &str, buf: &mut Vec<u8>) {
+    if !s.is_empty() {
+        put_field(tag, s.as_bytes(), buf);
+    }
+}
+
+/// Encodes a Grant from already-encoded parts into `buf` (cleared first).
+/// A message field and a bytes field are the same on the wire, so this is
+/// byte for byte what encoding a [`Grant`] holding those messages gives; a
+/// unit test holds it to that.
+pub fn encode_grant(entitlement: &[u8], principal: &[u8], id: &str, buf: &mut Vec<u8>) {
     buf.clear();
-    for (tag, part) in [(1, entitlement), (2, principal)] {
-        encode_key(tag, WireType::LengthDelimited, buf);
-        encode_varint(part.len() as u64, buf);
-        buf.extend_from_slice(part);
-    }
-    if !id.is_empty() {
-        encode_key(3, WireType::LengthDelimited, buf);
-        encode_varint(id.len() as u64, buf);
-        buf.extend_from_slice(id.as_bytes());
-    }
+    put_field(1, entitlement, buf);
+    put_field(2, principal, buf);
+    put_string(3, id, buf);
 }
 
 /// Appends a Resource that names its resource by id only,
@@ -239,13 +248,8 @@ pub fn encode_resource_ref(resource_type: &str, resource: &str, buf: &mut Vec<u8
     let id_len = field(resource_type) + field(resource);
     encode_key(1, WireType::LengthDelimited, buf);
     encode_varint(id_len as u64, buf);
-    for (tag, s) in [(1, resource_type), (2, resource)] {
-        if !s.is_empty() {
-            encode_key(tag, WireType::LengthDelimited, buf);
-            encode_varint(s.len() as u64, buf);
-            buf.extend_from_slice(s.as_bytes());
-        }
-    }
+    put_string(1, resource_type, buf);
+    put_string(2, resource, buf);
 }
 
 /// Encodes an Entitlement whose owning resource (field 1) is already
@@ -253,11 +257,8 @@ pub fn encode_resource_ref(resource_type: &str, resource: &str, buf: &mut Vec<u8
 /// resource. Field 1 comes first in a deterministic encoding, so this is
 /// byte for byte the whole message encoded at once.
 pub fn encode_entitlement(owner: &[u8], rest: &Entitlement, buf: &mut Vec<u8>) {
-    use prost::encoding::{encode_key, encode_varint, WireType};
     buf.clear();
-    encode_key(1, WireType::LengthDelimited, buf);
-    encode_varint(owner.len() as u64, buf);
-    buf.extend_from_slice(owner);
+    put_field(1, owner, buf);
     buf.extend_from_slice(&prost::Message::encode_to_vec(rest));
 }
 
@@ -266,16 +267,9 @@ pub fn encode_entitlement(owner: &[u8], rest: &Entitlement, buf: &mut Vec<u8>) {
 /// `grant.NewGrant` builds it; the entitlement's other fields are in its
 /// own row. Byte for byte `Entitlement { resource, id }` encoded by prost.
 pub fn encode_grant_entitlement(owner: &[u8], id: &str, buf: &mut Vec<u8>) {
-    use prost::encoding::{encode_key, encode_varint, WireType};
     buf.clear();
-    encode_key(1, WireType::LengthDelimited, buf);
-    encode_varint(owner.len() as u64, buf);
-    buf.extend_from_slice(owner);
-    if !id.is_empty() {
-        encode_key(2, WireType::LengthDelimited, buf);
-        encode_varint(id.len() as u64, buf);
-        buf.extend_from_slice(id.as_bytes());
-    }
+    put_field(1, owner, buf);
+    put_string(2, id, buf);
 }
 
 #[cfg(test)]
