@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use waki::Method;
 
+use crate::ahead;
 use crate::config::Config;
 use crate::errors::{self, api_error, unexpected_body};
 use crate::http::{self, Reply};
@@ -38,6 +39,29 @@ impl MemberOp {
             MemberOp::Add => "add",
             MemberOp::Remove => "remove",
         }
+    }
+}
+
+/// The two listings this connector pages through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    Users,
+    Groups,
+}
+
+impl Listing {
+    fn name(self) -> &'static str {
+        match self {
+            Listing::Users => "Users",
+            Listing::Groups => "Groups",
+        }
+    }
+
+    fn path(self, start: u64) -> String {
+        format!(
+            "/scim/v2/{}?startIndex={start}&count={PAGE_SIZE}",
+            self.name()
+        )
     }
 }
 
@@ -74,15 +98,61 @@ impl Ironclad {
     }
 
     pub fn users_page(&self, start: u64) -> Result<ListResponse<User>, ConnectorError> {
-        self.get_json(&format!(
-            "/scim/v2/Users?startIndex={start}&count={PAGE_SIZE}"
-        ))
+        self.list_page(Listing::Users, start)
     }
 
     pub fn groups_page(&self, start: u64) -> Result<ListResponse<Group>, ConnectorError> {
-        self.get_json(&format!(
-            "/scim/v2/Groups?startIndex={start}&count={PAGE_SIZE}"
-        ))
+        self.list_page(Listing::Groups, start)
+    }
+
+    /// A page of a listing: the answer to a request sent ahead for it when one came back whole,
+    /// else asked for now.
+    fn list_page<T: DeserializeOwned>(
+        &self,
+        listing: Listing,
+        start: u64,
+    ) -> Result<T, ConnectorError> {
+        let path = listing.path(start);
+        match ahead::take(listing.name(), start) {
+            Some(reply) => serde_json::from_slice(&reply.body)
+                .map_err(|e| unexpected_body(&format!("GET {path}"), &e)),
+            None => self.get_json(&path),
+        }
+    }
+
+    /// Sends the requests for the pages of `listing` at `starts` ahead of their turn, as far as
+    /// the budget lets them go right now and up to `ahead::AHEAD` outstanding: the host works on
+    /// one page while the next are on their way. Best effort: a page not sent ahead is asked for
+    /// in its turn.
+    pub fn send_ahead(&self, listing: Listing, starts: &[u64]) {
+        let Some(token) = self.cached_token() else {
+            return;
+        };
+        let origin = self.config.origin.as_str();
+        let as_user = &self.config.as_user;
+        let authorization = format!("Bearer {token}");
+        let headers = [
+            ("authorization", authorization.as_str()),
+            ("accept", SCIM_ACCEPT),
+            (as_user.header_name(), as_user.value()),
+        ];
+        for &start in starts {
+            if ahead::outstanding() >= ahead::AHEAD {
+                break;
+            }
+            if ahead::is_sent(listing.name(), start) {
+                continue;
+            }
+            let path = listing.path(start);
+            let bucket = rate_limit::bucket(&Method::Get, &path);
+            let per_minute = self.config.rate_limits.per_minute(bucket);
+            if !state::with(|s| s.limiter.try_reserve(bucket, per_minute, Instant::now())) {
+                break;
+            }
+            if !ahead::send(listing.name(), start, origin, &path, &headers) {
+                break;
+            }
+        }
     }
 
     pub fn group(&self, id: &str) -> Result<Group, ConnectorError> {
@@ -202,6 +272,18 @@ impl Ironclad {
         let bucket = rate_limit::bucket(method, path);
         let per_minute = self.config.rate_limits.per_minute(bucket);
         state::with(|s| s.limiter.acquire(bucket, per_minute, &mut SystemClock));
+    }
+
+    /// The cached token while it is good for these settings; never a new one.
+    fn cached_token(&self) -> Option<String> {
+        let key = oauth::cache_key(&self.config);
+        let now = Instant::now();
+        state::with(|s| {
+            s.token
+                .as_ref()
+                .filter(|t| t.usable(&key, now))
+                .map(|t| t.value.clone())
+        })
     }
 
     /// The cached token while it is good for these settings, else a new one.

@@ -12,7 +12,7 @@ use crate::errors::truncate;
 use crate::wit::ConnectorError;
 
 /// Bounds only the connect; the host bounds the rest (and clamps this too).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Reply {
     pub status: u16,
@@ -97,7 +97,7 @@ const MAX_RESERVED: usize = 64 << 20;
 /// The whole body, in a buffer sized by `Content-Length` where the server gave one: a page of
 /// groups is tens of MB, and a buffer grown by doubling would peak near three times that in the
 /// guest's memory, which never shrinks.
-fn read_body(response: &waki::Response) -> Result<Vec<u8>, String> {
+pub fn read_body(response: &waki::Response) -> Result<Vec<u8>, String> {
     let declared = response
         .header("content-length")
         .and_then(|v| v.to_str().ok())

@@ -18,6 +18,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+mod ahead;
 mod client;
 mod config;
 mod errors;

@@ -144,6 +144,17 @@ impl Limiter {
         allowed_at - now
     }
 
+    /// Books the next request of `bucket` only if it may go right now (a request sent ahead
+    /// never waits for the budget: it is then left for its turn).
+    pub fn try_reserve(&mut self, bucket: Bucket, per_minute: u32, now: Instant) -> bool {
+        let before = self.tat[bucket.index()];
+        if self.reserve(bucket, per_minute, now).is_zero() {
+            return true;
+        }
+        self.tat[bucket.index()] = before;
+        false
+    }
+
     /// Waits (on `clock`) until a request of `bucket` may go; answers the time waited.
     pub fn acquire(&mut self, bucket: Bucket, per_minute: u32, clock: &mut impl Clock) -> Duration {
         let wait = self.reserve(bucket, per_minute, clock.now());

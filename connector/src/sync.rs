@@ -3,12 +3,13 @@
 //! grants (`included`); the few groups it cannot include are answered by `list-entitlements` and
 //! `list-grants`, from what the page left in the instance's cache or with one request.
 
-use crate::client::{self, Ironclad};
+use crate::ahead;
+use crate::client::{self, Ironclad, Listing};
 use crate::config::Config;
 use crate::errors::{self, truncate};
 use crate::included::{self, ListedGroup, MAX_INCLUDED_GRANTS};
 use crate::mapping::{self, GROUP, USER};
-use crate::paging::{self, Page};
+use crate::paging::{self, Page, PAGE_SIZE};
 use crate::scim::{Group, ListResponse, User};
 use crate::state::{self, CachedGroup};
 use crate::wit::{
@@ -88,6 +89,23 @@ pub fn list_resources(
             let page = ic.groups_page(at.start)?;
             (page.page_len(), page.total_results, groups(page, at))
         };
+        if at.restart {
+            ahead::forget();
+        }
+        // A full page with a total known: the next pages start where offset paging puts them, so
+        // they are asked for now, while the host works on this one.
+        let first_total = position.first_total.or(total_results);
+        if let (Some(total), true) = (first_total, len == PAGE_SIZE as usize) {
+            let listing = if kind == USER {
+                Listing::Users
+            } else {
+                Listing::Groups
+            };
+            ic.send_ahead(
+                listing,
+                &ahead::following(at.start, u64::from(PAGE_SIZE), total),
+            );
+        }
         let paged = Page {
             noun: noun(kind),
             start: at.start,

@@ -258,6 +258,11 @@ impl Simulator {
         self.shared.write().remove_member(group_id, user_id) == Membership::Changed
     }
 
+    /// The most requests it was ever answering at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.stats.max_in_flight()
+    }
+
     /// Requests that arrived with a chunked body.
     pub fn chunked_requests(&self) -> u64 {
         self.shared.stats.chunked()

@@ -21,6 +21,9 @@ pub(crate) struct Stats {
     chunked: AtomicU64,
     /// Requests that stated their body's length (`Content-Length`).
     sized: AtomicU64,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
 }
 
 impl Stats {
@@ -69,12 +72,32 @@ impl Stats {
         }
     }
 
+    /// Counts a request in until the returned guard is dropped (its answer is out).
+    pub(crate) fn in_flight(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    pub(crate) fn max_in_flight(&self) -> u64 {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn chunked(&self) -> u64 {
         self.chunked.load(Ordering::Relaxed)
     }
 
     pub(crate) fn sized(&self) -> u64 {
         self.sized.load(Ordering::Relaxed)
+    }
+}
+
+/// A request being answered (see [`Stats::in_flight`]).
+pub(crate) struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -112,6 +135,7 @@ pub(crate) async fn observe(
 ) -> Response {
     shared.stats.record(req.method(), req.uri().path());
     shared.stats.record_framing(req.headers());
+    let _answering = shared.stats.in_flight();
     let latency = shared.faults().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -1,0 +1,155 @@
+//! Listing pages asked for ahead of the page being read. Ironclad's offset paging says where every
+//! later page starts once the first page has given the total, so while the host parses, lifts and
+//! writes one page, the next few are already on their way: `wasi:http` requests stay outstanding
+//! between calls (the host sends each in its own task), and the call that needs a page waits only
+//! for what is left of its request.
+//!
+//! Only a whole 2xx answer is used. Anything else (a refused token, a 429, a failure, a body that
+//! breaks off) is dropped and the page asked for again the usual way, which words the error,
+//! refreshes the token and lets the host retry: sending ahead changes when a page is asked for,
+//! never what is done with its answer.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use waki::bindings::wasi::http::outgoing_handler::{self, FutureIncomingResponse};
+use waki::bindings::wasi::http::types::{
+    Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+
+use crate::http::{self, Reply};
+
+/// Requests an instance keeps outstanding ahead of the page being read.
+pub const AHEAD: usize = 3;
+
+/// A page asked for ahead: its listing, where it starts, and the answer on its way.
+struct Sent {
+    listing: &'static str,
+    start: u64,
+    answer: FutureIncomingResponse,
+}
+
+thread_local! {
+    static SENT: RefCell<Vec<Sent>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The starts of the pages after the one at `start` that fall within `total`, at most `AHEAD`.
+pub fn following(start: u64, page_size: u64, total: u64) -> Vec<u64> {
+    (1..=AHEAD as u64)
+        .filter_map(|k| start.checked_add(k.checked_mul(page_size)?))
+        .take_while(|s| *s <= total)
+        .collect()
+}
+
+/// Whether a request for this page is already on its way.
+pub fn is_sent(listing: &str, start: u64) -> bool {
+    SENT.with(|s| {
+        s.borrow()
+            .iter()
+            .any(|a| a.listing == listing && a.start == start)
+    })
+}
+
+/// Requests outstanding.
+pub fn outstanding() -> usize {
+    SENT.with(|s| s.borrow().len())
+}
+
+/// Sends `GET origin+path` with `headers` and keeps its answer for [`take`]. False when the
+/// request could not be made (it is then simply asked for later, the usual way).
+pub fn send(
+    listing: &'static str,
+    start: u64,
+    origin: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> bool {
+    let Some(answer) = request(origin, path, headers) else {
+        return false;
+    };
+    SENT.with(|s| {
+        s.borrow_mut().push(Sent {
+            listing,
+            start,
+            answer,
+        })
+    });
+    true
+}
+
+fn request(origin: &str, path: &str, headers: &[(&str, &str)]) -> Option<FutureIncomingResponse> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let scheme = match scheme {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        _ => return None,
+    };
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let req = OutgoingRequest::new(Fields::from_list(&fields).ok()?);
+    req.set_method(&Method::Get).ok()?;
+    req.set_scheme(Some(&scheme)).ok()?;
+    req.set_authority(Some(authority)).ok()?;
+    req.set_path_with_query(Some(path)).ok()?;
+    let body = req.body().ok()?;
+    let options = RequestOptions::new();
+    options
+        .set_connect_timeout(Some(duration_ns(http::CONNECT_TIMEOUT)))
+        .ok()?;
+    let answer = outgoing_handler::handle(req, Some(options)).ok()?;
+    OutgoingBody::finish(body, None).ok()?;
+    Some(answer)
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The answer to the page of `listing` at `start`, if it was asked for ahead and came back whole
+/// and 2xx. Pages sent ahead for another listing, or for a start before this one, will not be
+/// read: they are dropped, which cancels them.
+pub fn take(listing: &str, start: u64) -> Option<Reply> {
+    let found = SENT.with(|s| {
+        let mut sent = s.borrow_mut();
+        sent.retain(|a| a.listing == listing && a.start >= start);
+        let at = sent.iter().position(|a| a.start == start)?;
+        Some(sent.remove(at))
+    })?;
+    read(found.answer)
+}
+
+/// Drops every page sent ahead (a listing that starts over, or an instance told to stop).
+pub fn forget() {
+    SENT.with(|s| s.borrow_mut().clear());
+}
+
+fn read(answer: FutureIncomingResponse) -> Option<Reply> {
+    answer.subscribe().block();
+    let response = answer.get()?.ok()?.ok()?;
+    let response = waki::Response::try_from(response).ok()?;
+    let status = response.status_code();
+    if !(200..300).contains(&status) {
+        return None;
+    }
+    let body = http::read_body(&response).ok()?;
+    Some(Reply {
+        status,
+        retry_after: None,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pages_ahead_stop_at_the_total() {
+        assert_eq!(following(1, 1000, 100_000), [1001, 2001, 3001]);
+        assert_eq!(following(98_001, 1000, 100_000), [99_001]);
+        assert!(following(99_001, 1000, 100_000).is_empty());
+        assert!(following(u64::MAX - 5, 1000, u64::MAX).is_empty());
+    }
+}
