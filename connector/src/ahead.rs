@@ -9,7 +9,7 @@
 //! refreshes the token and lets the host retry: sending ahead changes when a page is asked for,
 //! never what is done with its answer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use waki::bindings::wasi::http::outgoing_handler::{self, FutureIncomingResponse};
@@ -31,6 +31,14 @@ struct Sent {
 
 thread_local! {
     static SENT: RefCell<Vec<Sent>> = const { RefCell::new(Vec::new()) };
+    /// How many may be outstanding: `AHEAD` until one fails to come back (the host's cap on
+    /// requests in flight, `--max-concurrent-requests`, counts answers not read yet), then less.
+    static LIMIT: Cell<usize> = const { Cell::new(AHEAD) };
+}
+
+/// Requests that may be outstanding now.
+pub fn limit() -> usize {
+    LIMIT.with(Cell::get)
 }
 
 /// The starts of the pages after the one at `start` that fall within `total`, at most `AHEAD`.
@@ -110,14 +118,32 @@ fn duration_ns(d: Duration) -> u64 {
 /// The answer to the page of `listing` at `start`, if it was asked for ahead and came back whole
 /// and 2xx. Pages sent ahead for another listing, or for a start before this one, will not be
 /// read: they are dropped, which cancels them.
+///
+/// When there is none to use, every other page sent ahead is dropped too, before the caller asks
+/// for this one: unread answers hold the host's request slots, and the request about to be made
+/// must not find them all taken.
 pub fn take(listing: &str, start: u64) -> Option<Reply> {
     let found = SENT.with(|s| {
         let mut sent = s.borrow_mut();
         sent.retain(|a| a.listing == listing && a.start >= start);
         let at = sent.iter().position(|a| a.start == start)?;
         Some(sent.remove(at))
-    })?;
-    read(found.answer)
+    });
+    let reply = match found {
+        Some(sent) => read(sent.answer),
+        None => Err(Missed::NotSent),
+    };
+    match reply {
+        Ok(reply) => Some(reply),
+        Err(missed) => {
+            if missed == Missed::Failed {
+                // Most likely the host's cap on requests in flight: keep fewer outstanding.
+                LIMIT.with(|l| l.set(outstanding() / 2));
+            }
+            forget();
+            None
+        }
+    }
 }
 
 /// Drops every page sent ahead (a listing that starts over, or an instance told to stop).
@@ -125,16 +151,30 @@ pub fn forget() {
     SENT.with(|s| s.borrow_mut().clear());
 }
 
-fn read(answer: FutureIncomingResponse) -> Option<Reply> {
+/// Why a page sent ahead cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Missed {
+    /// None was sent for it.
+    NotSent,
+    /// It got no whole answer (refused by the host, or the connection failed).
+    Failed,
+    /// Ironclad answered, but not with a 2xx: asked again, it is worded as usual.
+    Refused,
+}
+
+fn read(answer: FutureIncomingResponse) -> Result<Reply, Missed> {
     answer.subscribe().block();
-    let response = answer.get()?.ok()?.ok()?;
-    let response = waki::Response::try_from(response).ok()?;
+    let response = match answer.get() {
+        Some(Ok(Ok(response))) => response,
+        _ => return Err(Missed::Failed),
+    };
+    let response = waki::Response::try_from(response).map_err(|_| Missed::Failed)?;
     let status = response.status_code();
     if !(200..300).contains(&status) {
-        return None;
+        return Err(Missed::Refused);
     }
-    let body = http::read_body(&response).ok()?;
-    Some(Reply {
+    let body = http::read_body(&response).map_err(|_| Missed::Failed)?;
+    Ok(Reply {
         status,
         retry_after: None,
         body,

@@ -121,7 +121,7 @@ impl Ironclad {
     }
 
     /// Sends the requests for the pages of `listing` at `starts` ahead of their turn, as far as
-    /// the budget lets them go right now and up to `ahead::AHEAD` outstanding: the host works on
+    /// the budget lets them go right now and up to `ahead::limit()` outstanding: the host works on
     /// one page while the next are on their way. Best effort: a page not sent ahead is asked for
     /// in its turn.
     pub fn send_ahead(&self, listing: Listing, starts: &[u64]) {
@@ -137,7 +137,7 @@ impl Ironclad {
             (as_user.header_name(), as_user.value()),
         ];
         for &start in starts {
-            if ahead::outstanding() >= ahead::AHEAD {
+            if ahead::outstanding() >= ahead::limit() {
                 break;
             }
             if ahead::is_sent(listing.name(), start) {

@@ -67,3 +67,20 @@ fn later_pages_are_on_their_way_while_one_is_read_and_the_rows_are_exact() {
         "{most} at once: one page read and three ahead at most"
     );
 }
+
+#[test]
+fn the_operator_caps_the_requests_in_flight_and_the_rows_stay_exact() {
+    let sim = sim(6_000, 20, 600);
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(50),
+        ..Faults::default()
+    });
+    // Pages sent ahead past the cap fail inside the component and are asked
+    // for again in their turn.
+    let out = sync_json(&sim, &["--max-concurrent-requests", "2"]);
+    let users: BTreeSet<String> = sim.tenant().users.iter().map(|u| u.id.clone()).collect();
+    assert_eq!(ids(&out, "user"), users);
+    assert_eq!(grant_ids(&out), tenant_grant_ids(&sim));
+    let most = sim.max_in_flight();
+    assert_eq!(most, 2, "the cap, and used");
+}
