@@ -61,6 +61,12 @@ impl State {
         (kept, repeated)
     }
 
+    /// A listing is done: the ids it returned are no longer needed (a host that lists the type
+    /// again starts afresh), and their memory goes to the next listing's pages.
+    pub fn listing_done(&mut self, kind: &str) {
+        self.seen.remove(kind);
+    }
+
     pub fn group_name(&self, id: &str) -> Option<String> {
         self.groups.get(id).map(|g| g.name.clone())
     }
@@ -188,6 +194,17 @@ mod tests {
         let prints: HashSet<Fingerprint> = ids.iter().map(|i| listed.fingerprint(i)).collect();
         assert_eq!(prints.len(), ids.len());
         assert_eq!(listed.fingerprint("u1"), listed.fingerprint("u1"));
+    }
+
+    #[test]
+    fn a_listing_done_forgets_its_ids() {
+        let mut s = State::default();
+        s.dedupe("user", true, 1, page(&["a", "b"]));
+        s.listing_done("user");
+        assert!(!s.seen.contains_key("user"));
+        // Asked for again (a host retrying the last page), its entries are kept.
+        let (again, r) = s.dedupe("user", false, 3, page(&["a"]));
+        assert_eq!((again, r), (vec!["a".to_owned()], 0));
     }
 
     #[test]

@@ -116,9 +116,13 @@ pub fn list_resources(
             // and the listing is measured against this page's from there on.
             first_total: position.first_total.or(total_results),
         };
+        let next_page_token = paging::next_token(&paged)?;
+        if next_page_token.is_none() {
+            state::with(|s| s.listing_done(kind));
+        }
         Ok(ResourcePage {
             items: listed.items,
-            next_page_token: paging::next_token(&paged)?,
+            next_page_token,
             total_hint: total_results,
             included: listed.included,
         })
