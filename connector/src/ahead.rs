@@ -4,10 +4,10 @@
 //! between calls (the host sends each in its own task), and the call that needs a page waits only
 //! for what is left of its request.
 //!
-//! Only a whole 2xx answer is used. Anything else (a refused token, a 429, a failure, a body that
-//! breaks off) is dropped and the page asked for again the usual way, which words the error,
-//! refreshes the token and lets the host retry: sending ahead changes when a page is asked for,
-//! never what is done with its answer.
+//! Only a 2xx answer is used. Anything else (a refused token, a 429, a failure) is dropped and the
+//! page asked for again the usual way, which words the error, refreshes the token and lets the host
+//! retry: sending ahead changes when a page is asked for, never what is done with its answer (a
+//! body that breaks off while it streams is worded and retried like any other).
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use waki::bindings::wasi::http::types::{
     Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 
-use crate::http::{self, Reply};
+use crate::http::{self, Answer};
 
 /// Requests an instance keeps outstanding ahead of the page being read.
 pub const AHEAD: usize = 3;
@@ -115,14 +115,14 @@ fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The answer to the page of `listing` at `start`, if it was asked for ahead and came back whole
-/// and 2xx. Pages sent ahead for another listing, or for a start before this one, will not be
+/// The answer to the page of `listing` at `start`, if it was asked for ahead and came back 2xx
+/// (its body still to read). Pages sent ahead for another listing, or for a start before this one, will not be
 /// read: they are dropped, which cancels them.
 ///
 /// When there is none to use, every other page sent ahead is dropped too, before the caller asks
 /// for this one: unread answers hold the host's request slots, and the request about to be made
 /// must not find them all taken.
-pub fn take(listing: &str, start: u64) -> Option<Reply> {
+pub fn take(listing: &str, start: u64, origin: &str) -> Option<Answer> {
     let found = SENT.with(|s| {
         let mut sent = s.borrow_mut();
         sent.retain(|a| a.listing == listing && a.start >= start);
@@ -130,7 +130,7 @@ pub fn take(listing: &str, start: u64) -> Option<Reply> {
         Some(sent.remove(at))
     });
     let reply = match found {
-        Some(sent) => read(sent.answer),
+        Some(sent) => read(sent.answer, origin),
         None => Err(Missed::NotSent),
     };
     match reply {
@@ -162,23 +162,19 @@ enum Missed {
     Refused,
 }
 
-fn read(answer: FutureIncomingResponse) -> Result<Reply, Missed> {
+/// The answer, its body left to stream, when it came and is a 2xx.
+fn read(answer: FutureIncomingResponse, origin: &str) -> Result<Answer, Missed> {
     answer.subscribe().block();
     let response = match answer.get() {
         Some(Ok(Ok(response))) => response,
         _ => return Err(Missed::Failed),
     };
     let response = waki::Response::try_from(response).map_err(|_| Missed::Failed)?;
-    let status = response.status_code();
-    if !(200..300).contains(&status) {
+    let answer = Answer::new(response, origin);
+    if !answer.is_success() {
         return Err(Missed::Refused);
     }
-    let body = http::read_body(&response).map_err(|_| Missed::Failed)?;
-    Ok(Reply {
-        status,
-        retry_after: None,
-        body,
-    })
+    Ok(answer)
 }
 
 #[cfg(test)]

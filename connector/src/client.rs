@@ -113,11 +113,15 @@ impl Ironclad {
         start: u64,
     ) -> Result<T, ConnectorError> {
         let path = listing.path(start);
-        match ahead::take(listing.name(), start) {
-            Some(reply) => serde_json::from_slice(&reply.body)
-                .map_err(|e| unexpected_body(&format!("GET {path}"), &e)),
-            None => self.get_json(&path),
+        let endpoint = format!("GET {path}");
+        let answer = match ahead::take(listing.name(), start, &self.config.origin) {
+            Some(answer) => answer,
+            None => self.open(&path)?,
+        };
+        if !answer.is_success() {
+            return Err(self.error(&endpoint, &answer.read()?));
         }
+        answer.json(&endpoint)
     }
 
     /// Sends the requests for the pages of `listing` at `starts` ahead of their turn, as far as
@@ -242,8 +246,32 @@ impl Ironclad {
         extra_headers: &[(&'static str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Reply, ConnectorError> {
-        let origin = self.config.origin.as_str();
-        let url = format!("{origin}{path}");
+        let url = format!("{}{path}", self.config.origin);
+        self.with_auth(&method, path, extra_headers, |headers| {
+            let reply = http::request(method.clone(), &url, &self.config.origin, headers, body)?;
+            Ok((reply.status, reply))
+        })
+    }
+
+    /// A `GET` with the token and the acting user, its body left to stream; a 401 gets a fresh
+    /// token and one retry.
+    fn open(&self, path: &str) -> Result<http::Answer, ConnectorError> {
+        let url = format!("{}{path}", self.config.origin);
+        self.with_auth(&Method::Get, path, &[], |headers| {
+            let answer = http::open_get(&url, &self.config.origin, headers)?;
+            Ok((answer.status, answer))
+        })
+    }
+
+    /// Sends with the token and the acting user (after the request's turn in the budget); a 401
+    /// gets a fresh token and one retry.
+    fn with_auth<R>(
+        &self,
+        method: &Method,
+        path: &str,
+        extra_headers: &[(&'static str, &str)],
+        send: impl Fn(&[(&'static str, &str)]) -> Result<(u16, R), ConnectorError>,
+    ) -> Result<R, ConnectorError> {
         let as_user = &self.config.as_user;
         let mut token = self.token(false)?;
         let mut retried = false;
@@ -255,14 +283,14 @@ impl Ironclad {
                 (as_user.header_name(), as_user.value()),
             ];
             headers.extend_from_slice(extra_headers);
-            self.throttle(&method, path);
-            let reply = http::request(method.clone(), &url, origin, &headers, body)?;
-            if reply.status == 401 && !retried {
+            self.throttle(method, path);
+            let (status, answer) = send(&headers)?;
+            if status == 401 && !retried {
                 retried = true;
                 token = self.token(true)?;
                 continue;
             }
-            return Ok(reply);
+            return Ok(answer);
         }
     }
 

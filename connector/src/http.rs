@@ -50,11 +50,138 @@ pub fn request(
     send(request, origin, headers)
 }
 
+/// A `GET` whose answer's body is left unread, for the caller to stream.
+pub fn open_get(
+    url: &str,
+    origin: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<Answer, ConnectorError> {
+    open(Client::new().request(Method::Get, url), origin, headers)
+}
+
+/// An answer whose body has not been read yet.
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub response: waki::Response,
+    origin: String,
+}
+
+impl Answer {
+    pub fn new(response: waki::Response, origin: &str) -> Answer {
+        let retry_after = response
+            .header("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Answer {
+            status: response.status_code(),
+            retry_after,
+            response,
+            origin: origin.to_owned(),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body read whole.
+    pub fn read(self) -> Result<Reply, ConnectorError> {
+        let body = read_body(&self.response).map_err(|e| read_failed(&self.origin, &e))?;
+        Ok(Reply {
+            status: self.status,
+            retry_after: self.retry_after,
+            body,
+        })
+    }
+
+    /// The body parsed as JSON. A body of a few MB (a page of users) is read whole and parsed
+    /// from memory, which is fast; a larger one, or one of unknown length, is parsed as it
+    /// arrives and never held whole (a page of groups is tens of MB, and the guest's memory never
+    /// shrinks), at about half the speed. A body that breaks off is worth another try; one that
+    /// is not the JSON expected is `unexpected` (`endpoint` names the request for it).
+    pub fn json<T: serde::de::DeserializeOwned>(self, endpoint: &str) -> Result<T, ConnectorError> {
+        let declared = self
+            .response
+            .header("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n <= MAX_READ_WHOLE) {
+            let reply = self.read()?;
+            return serde_json::from_slice(&reply.body)
+                .map_err(|e| crate::errors::unexpected_body(endpoint, &e));
+        }
+        let origin = self.origin;
+        let reader = BodyReader {
+            response: self.response,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        // Through a `BufReader`: serde_json reads byte by byte, and std reads a byte out of a
+        // `BufReader`'s buffer without a call per byte.
+        let reader = std::io::BufReader::with_capacity(64 << 10, reader);
+        serde_json::from_reader(reader).map_err(|e| {
+            if e.is_io() {
+                read_failed(&origin, &e.to_string())
+            } else {
+                crate::errors::unexpected_body(endpoint, &e)
+            }
+        })
+    }
+}
+
+/// The largest body [`Answer::json`] reads whole before parsing.
+const MAX_READ_WHOLE: usize = 4 << 20;
+
+fn read_failed(origin: &str, detail: &str) -> ConnectorError {
+    ConnectorError::Unavailable(format!(
+        "reading Ironclad's answer from {origin} failed ({}): try again",
+        truncate(detail)
+    ))
+}
+
+/// A response body as `std::io::Read`, a chunk of up to 64 KiB at a time.
+struct BodyReader {
+    response: waki::Response,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self
+                .response
+                .chunk(64 << 10)
+                .map_err(std::io::Error::other)?
+            {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 fn send(
-    mut request: RequestBuilder,
+    request: RequestBuilder,
     origin: &str,
     headers: &[(&'static str, &str)],
 ) -> Result<Reply, ConnectorError> {
+    open(request, origin, headers)?.read()
+}
+
+fn open(
+    mut request: RequestBuilder,
+    origin: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<Answer, ConnectorError> {
     request = request.connect_timeout(CONNECT_TIMEOUT);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -72,22 +199,7 @@ fn send(
             }
             transport_error(e.downcast_ref::<ErrorCode>(), &e.to_string(), origin)
         })?;
-    let status = response.status_code();
-    let retry_after = response
-        .header("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = read_body(&response).map_err(|e| {
-        ConnectorError::Unavailable(format!(
-            "reading Ironclad's answer from {origin} failed ({}): try again",
-            truncate(&e)
-        ))
-    })?;
-    Ok(Reply {
-        status,
-        retry_after,
-        body,
-    })
+    Ok(Answer::new(response, origin))
 }
 
 /// The most of a declared `Content-Length` reserved up front: the header is the server's word,
