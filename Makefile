@@ -59,6 +59,7 @@ demo: build
 	bash scripts/demo.sh $(DEMO_USERS) $(DEMO_GROUPS)
 
 bench: build
+	$(CARGO) build --release -p sync-store --example write_bench
 	bash scripts/bench.sh $(BENCH_USERS) $(BENCH_GROUPS) $(BENCH_MEMBERSHIPS) $(BENCH_LATENCY_MS)
 
 # Fuzzes the connector's response parsing (connector/fuzz, target parse_responses) for

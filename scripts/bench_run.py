@@ -3,7 +3,10 @@
 Measures, on the simulator the environment points at: the floor (curl fetching
 the token and every page the sync fetches, on one keep-alive connection), the
 sync through the host (wall time and the child's peak RSS, measured by Python
-so no GNU time is needed), and the warm-start time of `connector-host metadata`.
+so no GNU time is needed), the warm-start time of `connector-host metadata`,
+and the c1z writer's own floor: the seconds sync-store's write_bench needs
+after the last row to index and pack the same tenant, with no component and
+no HTTP (a c1z sync can go no faster than the curl floor plus that).
 """
 import json, os, resource, statistics, subprocess, sys, time
 
@@ -37,6 +40,19 @@ def floor(base, users, groups):
         dt = time.monotonic() - t0
         best = dt if best is None else min(best, dt)
     return best, len(urls) + 1
+
+
+def writer_floor(host, users, groups, memberships):
+    """Seconds the c1z writer alone needs after the last row (sync-store's write_bench), or None."""
+    bench = os.path.join(os.path.dirname(host), "examples", "write_bench")
+    if not os.path.exists(bench):
+        return None
+    out = subprocess.run([bench, str(users), str(groups), str(memberships)],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("finish"):
+            return float(line.split()[1])
+    return None
 
 
 def metadata_warm(host):
@@ -83,6 +99,13 @@ def one(host, out, users, groups, memberships, latency):
     print(f"host peak RSS   {res['host_peak_rss_mib']} MiB")
     print(f"output          {res['output_bytes'] / 1e6:.1f} MB {res['format']}")
     print(f"metadata, warm  {res['metadata_warm_ms']} ms (median of 10)")
+    writer = writer_floor(host, users, groups, memberships)
+    if writer is not None:
+        res["c1z_writer_finish_s"] = round(writer, 2)
+        res["ratio_to_both_floors"] = round(wall / (floor_s + writer), 2)
+        print(f"c1z writer      {res['c1z_writer_finish_s']} s after the last row to index and pack the same tenant"
+              " (examples/write_bench: no component, no HTTP)")
+        print(f"ratio to both   {res['ratio_to_both_floors']}x (wall / (curl floor + c1z writer))")
     print("BENCH " + json.dumps(res), flush=True)
     with open(RESULTS, "a") as f:
         f.write(json.dumps(res) + "\n")
