@@ -133,13 +133,8 @@ impl Ironclad {
             return;
         };
         let origin = self.config.origin.as_str();
-        let as_user = &self.config.as_user;
         let authorization = format!("Bearer {token}");
-        let headers = [
-            ("authorization", authorization.as_str()),
-            ("accept", SCIM_ACCEPT),
-            (as_user.header_name(), as_user.value()),
-        ];
+        let headers = self.auth_headers(&authorization);
         for &start in starts {
             if ahead::outstanding() >= ahead::limit() {
                 break;
@@ -263,6 +258,17 @@ impl Ironclad {
         })
     }
 
+    /// The headers every SCIM request carries: the token (`Bearer …`), what is accepted, and the
+    /// acting user.
+    fn auth_headers<'a>(&'a self, authorization: &'a str) -> [(&'static str, &'a str); 3] {
+        let as_user = &self.config.as_user;
+        [
+            ("authorization", authorization),
+            ("accept", SCIM_ACCEPT),
+            (as_user.header_name(), as_user.value()),
+        ]
+    }
+
     /// Sends with the token and the acting user (after the request's turn in the budget); a 401
     /// gets a fresh token and one retry.
     fn with_auth<R>(
@@ -272,16 +278,11 @@ impl Ironclad {
         extra_headers: &[(&'static str, &str)],
         send: impl Fn(&[(&'static str, &str)]) -> Result<(u16, R), ConnectorError>,
     ) -> Result<R, ConnectorError> {
-        let as_user = &self.config.as_user;
         let mut token = self.token(false)?;
         let mut retried = false;
         loop {
             let authorization = format!("Bearer {token}");
-            let mut headers = vec![
-                ("authorization", authorization.as_str()),
-                ("accept", SCIM_ACCEPT),
-                (as_user.header_name(), as_user.value()),
-            ];
+            let mut headers = self.auth_headers(&authorization).to_vec();
             headers.extend_from_slice(extra_headers);
             self.throttle(method, path);
             let (status, answer) = send(&headers)?;
@@ -316,20 +317,11 @@ impl Ironclad {
 
     /// The cached token while it is good for these settings, else a new one.
     fn token(&self, force_new: bool) -> Result<String, ConnectorError> {
-        let key = oauth::cache_key(&self.config);
-        if !force_new {
-            let now = Instant::now();
-            let cached = state::with(|s| {
-                s.token
-                    .as_ref()
-                    .filter(|t| t.usable(&key, now))
-                    .map(|t| t.value.clone())
-            });
-            if let Some(token) = cached {
-                return Ok(token);
-            }
+        if let Some(token) = self.cached_token().filter(|_| !force_new) {
+            return Ok(token);
         }
         state::with(|s| s.token = None);
+        let key = oauth::cache_key(&self.config);
 
         let origin = self.config.origin.as_str();
         self.throttle(&Method::Post, "/oauth/token");

@@ -101,12 +101,7 @@ impl Answer {
     /// shrinks), at about half the speed. A body that breaks off is worth another try; one that
     /// is not the JSON expected is `unexpected` (`endpoint` names the request for it).
     pub fn json<T: serde::de::DeserializeOwned>(self, endpoint: &str) -> Result<T, ConnectorError> {
-        let declared = self
-            .response
-            .header("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n <= MAX_READ_WHOLE) {
+        if declared_length(&self.response).is_some_and(|n| n <= MAX_READ_WHOLE) {
             let reply = self.read()?;
             return serde_json::from_slice(&reply.body)
                 .map_err(|e| crate::errors::unexpected_body(endpoint, &e));
@@ -202,6 +197,14 @@ fn open(
     Ok(Answer::new(response, origin))
 }
 
+/// The body's length as the server declared it (`Content-Length`), its word only.
+fn declared_length(response: &waki::Response) -> Option<usize> {
+    response
+        .header("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The most of a declared `Content-Length` reserved up front: the header is the server's word,
 /// and a body longer than it declared still reads whole, only with the usual growth.
 const MAX_RESERVED: usize = 64 << 20;
@@ -210,11 +213,7 @@ const MAX_RESERVED: usize = 64 << 20;
 /// groups is tens of MB, and a buffer grown by doubling would peak near three times that in the
 /// guest's memory, which never shrinks.
 pub fn read_body(response: &waki::Response) -> Result<Vec<u8>, String> {
-    let declared = response
-        .header("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
+    let declared = declared_length(response).unwrap_or(0);
     let mut body = Vec::with_capacity(declared.min(MAX_RESERVED));
     while let Some(chunk) = response.chunk(1 << 20).map_err(|e| e.to_string())? {
         body.extend_from_slice(&chunk);

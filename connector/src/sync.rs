@@ -171,7 +171,7 @@ fn fetch_group(id: &str) -> Result<(String, Vec<String>), ConnectorError> {
     let g = with_ironclad(|ic| ic.group(id))?;
     Ok((
         mapping::group_name(&g, id),
-        g.member_user_ids().unwrap_or_default(),
+        g.member_ids.unwrap_or_default(),
     ))
 }
 

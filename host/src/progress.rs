@@ -134,6 +134,28 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// The listing of `kind` under way: a new type's count and rate start
+    /// over, from where the previous listing ended (a listing with no rows
+    /// is first seen by `position`).
+    fn enter(&mut self, kind: &str) {
+        if kind == self.at.kind {
+            return;
+        }
+        self.at = Listing {
+            kind: kind.to_owned(),
+            since: self.at.last.or(Some(self.started)),
+            last: self.at.last,
+            listed: 0,
+            total: None,
+            requests: self.at.requests,
+            retries: self.at.retries,
+        };
+        // The type's id comes from the component: shown escaped.
+        self.listing = crate::terminal::escape(kind).into_owned();
+    }
+}
+
 /// Rows a second, whole.
 fn rate(rows: u64, spent: Duration) -> u64 {
     let secs = spent.as_secs_f64();
@@ -161,22 +183,7 @@ impl SyncSink for Progress {
     fn resources(&mut self, rows: Vec<Resource>) -> anyhow::Result<()> {
         let n = rows.len();
         if let Some(first) = rows.first() {
-            let kind = &first.id.resource_type;
-            if *kind != self.at.kind {
-                // A new type's listing: its count and rate start over,
-                // from where the previous listing ended.
-                self.at = Listing {
-                    kind: kind.clone(),
-                    since: self.at.last.or(Some(self.started)),
-                    last: self.at.last,
-                    listed: 0,
-                    total: None,
-                    requests: self.at.requests,
-                    retries: self.at.retries,
-                };
-                // The type's id comes from the component: shown escaped.
-                self.listing = crate::terminal::escape(kind).into_owned();
-            }
+            self.enter(&first.id.resource_type);
         }
         self.resources += n as u64;
         self.pages += 1;
@@ -202,23 +209,12 @@ impl SyncSink for Progress {
     }
 
     fn position(&mut self, at: &Position<'_>) {
-        let now = Instant::now();
-        // A listing with no rows has not been seen by `resources`: it
-        // starts where the previous listing ended.
-        let since = if self.at.kind == at.resource_type {
-            self.at.since
-        } else {
-            self.at.last.or(Some(self.started))
-        };
-        self.at = Listing {
-            kind: at.resource_type.to_owned(),
-            since,
-            last: Some(now),
-            listed: at.listed,
-            total: at.total_hint,
-            requests: at.http_requests,
-            retries: at.retries,
-        };
+        self.enter(at.resource_type);
+        self.at.last = Some(Instant::now());
+        self.at.listed = at.listed;
+        self.at.total = at.total_hint;
+        self.at.requests = at.http_requests;
+        self.at.retries = at.retries;
         self.inner.position(at);
         self.show(0);
     }
