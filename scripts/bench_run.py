@@ -111,6 +111,55 @@ def one(host, out, users, groups, memberships, latency):
         f.write(json.dumps(res) + "\n")
 
 
+def sync_once(host, out, kill_after=None):
+    """One sync into `out`: (wall seconds, killed). With `kill_after`, SIGKILL at that many seconds."""
+    mem = os.environ.get("BENCH_MEMORY_MB", "1024")
+    t0 = time.monotonic()
+    p = subprocess.Popen([host, "--memory-mb", mem, "sync", "-f", out],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = p.communicate(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return time.monotonic() - t0, True
+    if p.returncode != 0:
+        sys.stderr.write(stderr)
+        sys.exit(p.returncode)
+    return time.monotonic() - t0, False
+
+
+def resume(host, out, phase, ref_wall=None):
+    """The resume bench, on a fresh simulator per phase (its request count is printed by bench.sh).
+
+    `ref`: one uninterrupted sync, timed. `kill`: the same sync killed with SIGKILL at half the
+    reference's wall time, then run again to the end, the second run timed."""
+    subprocess.run([host, "metadata"], check=True, stdout=subprocess.DEVNULL)  # a warm cache
+    if phase == "ref":
+        wall, _ = sync_once(host, out)
+        print(json.dumps({"wall_s": round(wall, 2)}))
+        return
+    half = float(ref_wall) / 2
+    _, killed = sync_once(host, out, kill_after=half)
+    if not killed:
+        sys.exit("resume bench: the sync finished before it could be killed")
+    st = subprocess.run([host, "inspect", "-f", out, "syncs", "-o", "json"],
+                        check=True, stdout=subprocess.PIPE, text=True).stdout
+    kept = json.loads(st)[0]
+    env = dict(os.environ, BATON_LOG_LEVEL="info")
+    t0 = time.monotonic()
+    p = subprocess.run([host, "--memory-mb", os.environ.get("BENCH_MEMORY_MB", "1024"), "sync", "-f", out],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        sys.exit(p.returncode)
+    line = next((l for l in p.stderr.splitlines() if "resuming sync" in l), "")
+    print(json.dumps({"killed_at_s": round(half, 2), "kept_at_kill": kept.get("position"),
+                      "rows_kept": kept.get("resources", 0) + kept.get("entitlements", 0) + kept.get("grants", 0),
+                      "resumed_wall_s": round(wall, 2), "resume_line": line.split("INFO ")[-1]}))
+
+
 def compare():
     with open(RESULTS) as f:
         rows = [json.loads(l) for l in f]
@@ -123,5 +172,7 @@ def compare():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--compare"]:
         compare()
+    elif sys.argv[1:2] == ["--resume"]:
+        resume(*sys.argv[2:])
     else:
         one(*sys.argv[1:])

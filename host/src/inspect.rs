@@ -103,15 +103,100 @@ pub fn clean_up() {
 }
 
 pub fn run(args: &InspectArgs, limits: &c1z::Limits) -> anyhow::Result<()> {
-    let source = Source::open(&args.file, limits)?;
     let mut out = Vec::new();
-    render(source, args, &mut out)?;
+    let pending = match args.what {
+        What::Syncs => c1z::pending(&args.file)?,
+        _ => None,
+    };
+    match pending {
+        None => render(Source::open(&args.file, limits)?, args, &mut out)?,
+        Some(p) => {
+            // A first sync that stopped part way has no file yet.
+            let syncs = match args.file.exists() {
+                true => Source::open(&args.file, limits)?.syncs()?,
+                false => Vec::new(),
+            };
+            render_syncs_with_pending(&p, &syncs, args.output == Format::Json, &mut out)?;
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error.
     match stdout.write_all(&out).and_then(|_| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// `syncs` with the unfinished sync to the file: first in the JSON array
+/// (`ended_at` null, `unfinished` true, and its position), and on a line
+/// after the table for people.
+fn render_syncs_with_pending(
+    p: &c1z::Pending,
+    syncs: &[SyncInfo],
+    json_out: bool,
+    w: &mut Vec<u8>,
+) -> anyhow::Result<()> {
+    let (doc, line) = match p {
+        c1z::Pending::Running => (
+            json!({"unfinished": true, "running": true}),
+            "unfinished: a sync to this file is running now".to_string(),
+        ),
+        c1z::Pending::Stopped(u) => {
+            let at = connector_runtime::checkpoint::Checkpoint::parse(&u.state)
+                .map_or_else(|_| "its last checkpoint".into(), |cp| cp.describe());
+            (
+                json!({
+                    "sync_id": u.sync_id, "sync_type": "full", "started_at": u.started_at,
+                    "ended_at": null, "resources": u.resources,
+                    "entitlements": u.entitlements, "grants": u.grants,
+                    "unfinished": true, "running": false, "position": at,
+                }),
+                format!(
+                    "unfinished: sync {} started {}, stopped at {at} with {} resources, {} entitlements and {} grants kept; the next sync to this file continues it",
+                    u.sync_id, u.started_at, u.resources, u.entitlements, u.grants
+                ),
+            )
+        }
+    };
+    if json_out {
+        let mut all = vec![doc];
+        for s in syncs {
+            all.push(serde_json::to_value(s)?);
+        }
+        return write_json(w, &all);
+    }
+    if !syncs.is_empty() {
+        syncs_table(w, syncs)?;
+    }
+    writeln!(w, "{}", crate::terminal::escape(&line))?;
+    Ok(())
+}
+
+/// The syncs of a file, a row each.
+fn syncs_table(w: &mut Vec<u8>, syncs: &[SyncInfo]) -> anyhow::Result<()> {
+    table(
+        w,
+        &[
+            "SYNC ID",
+            "TYPE",
+            "STARTED",
+            "ENDED",
+            "RESOURCES",
+            "ENTITLEMENTS",
+            "GRANTS",
+        ],
+        syncs.iter().map(|s| {
+            vec![
+                dash(&s.sync_id),
+                s.sync_type.clone(),
+                dash(&s.started_at),
+                dash(s.ended_at.as_deref().unwrap_or("")),
+                s.resources.to_string(),
+                s.entitlements.to_string(),
+                s.grants.to_string(),
+            ]
+        }),
+    )
 }
 
 /// A sync as inspect shows it: where it came from, and its content.
@@ -436,29 +521,7 @@ fn render(source: Source, args: &InspectArgs, w: &mut Vec<u8>) -> anyhow::Result
             if json_out {
                 return write_json(w, &syncs);
             }
-            table(
-                w,
-                &[
-                    "SYNC ID",
-                    "TYPE",
-                    "STARTED",
-                    "ENDED",
-                    "RESOURCES",
-                    "ENTITLEMENTS",
-                    "GRANTS",
-                ],
-                syncs.iter().map(|s| {
-                    vec![
-                        dash(&s.sync_id),
-                        s.sync_type.clone(),
-                        dash(&s.started_at),
-                        dash(s.ended_at.as_deref().unwrap_or("")),
-                        s.resources.to_string(),
-                        s.entitlements.to_string(),
-                        s.grants.to_string(),
-                    ]
-                }),
-            )
+            syncs_table(w, &syncs)
         }
         What::Diff => {
             let mut two = source.latest(2)?.into_iter();

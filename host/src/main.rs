@@ -239,6 +239,13 @@ enum Command {
             env = "BATON_FILE"
         )]
         file: PathBuf,
+        /// Start over, throwing away an unfinished sync to the same file (a c1z sync otherwise
+        /// continues one left by a killed or failed run).
+        #[arg(long)]
+        fresh: bool,
+        /// An unfinished sync that started longer ago than this (e.g. 90m, 24h) starts over.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        resume_max_age: Duration,
     },
     /// Read a sync output (c1z or JSON): resources, entitlements, grants, stats, syncs, diff.
     Inspect(inspect::InspectArgs),
@@ -426,6 +433,9 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     }
 
     let resolved = config::resolve(&meta.config_schema, &cli.config, &env)?;
+    // What names the tenant for a resumed sync (secrets are left out by the
+    // schema's word).
+    let origin_values = resolved.values.clone();
     *secrets = resolved.secrets.clone();
     redact::install(secrets);
     let mut conn = Connector::open(&component, &limits, resolved.values, &egress).await?;
@@ -545,16 +555,35 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             terminal::say(&format!("ok: {who}"));
             Ok(())
         }
-        Command::Sync { file } => {
+        Command::Sync {
+            file,
+            fresh,
+            resume_max_age,
+        } => {
             let policy = RetryPolicy {
                 max_retries: cli.max_retries,
                 base_delay: Duration::from_millis(cli.retry_base_ms),
                 max_delay: Duration::from_secs(30),
                 max_total_wait: Duration::from_secs(cli.max_retry_wait_secs),
             };
+            let mut resumed = false;
             let sink = match c1z::OutputFormat::for_path(&file) {
                 c1z::OutputFormat::Json => sync_store::json::sink(&file)?,
-                c1z::OutputFormat::C1z => c1z::sink_with(&file, c1z_limits)?,
+                c1z::OutputFormat::C1z => {
+                    let resume = c1z::ResumePolicy {
+                        fresh,
+                        max_age: resume_max_age,
+                        origin: connector_runtime::checkpoint::origin(
+                            &component,
+                            &meta.config_schema,
+                            &origin_values,
+                        ),
+                    };
+                    let (sink, start) = c1z::resumable_sink(&file, c1z_limits, &resume)?;
+                    say_start(&start);
+                    resumed = matches!(start, c1z::Start::Resumed(_));
+                    sink
+                }
             };
             let caps = connector_runtime::SyncCaps {
                 max_pages_per_listing: cli.max_pages,
@@ -565,12 +594,58 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             let draw = cli.log_format == logging::Format::Text
                 && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let (sink, write_time) = progress::Progress::wrap(sink, draw);
-            let done = sync::run_with(&mut conn, &meta, &policy, &caps, sink)
-                .await
-                .context("sync failed")?;
-            print_summary(&meta, &done, &file, started.elapsed(), write_time.get());
+            let done = match sync::run_with(&mut conn, &meta, &policy, &caps, sink).await {
+                Ok(done) => done,
+                // The partial directory outlives a sync stopped with
+                // progress committed: say what the next run will do.
+                Err(e) if c1z::partial_dir(&file).exists() => {
+                    return Err(e.context(
+                        "sync failed; its progress is kept and the next sync to this file continues it (--fresh starts over)",
+                    ))
+                }
+                Err(e) => return Err(e.context("sync failed")),
+            };
+            print_summary(
+                &meta,
+                &done,
+                &file,
+                started.elapsed(),
+                write_time.get(),
+                resumed,
+            );
             Ok(())
         }
+    }
+}
+
+/// One line on how a c1z sync began when it did not simply start.
+fn say_start(start: &c1z::Start) {
+    let line = match start {
+        c1z::Start::New => return,
+        c1z::Start::Resumed(r) => {
+            let at = match connector_runtime::checkpoint::Checkpoint::parse(&r.state) {
+                Ok(cp) => cp.describe(),
+                Err(_) => "its last checkpoint".into(),
+            };
+            format!(
+                "resuming sync {} from {at}, {} rows kept",
+                r.sync_id, r.rows
+            )
+        }
+        c1z::Start::StartedOver(why) => {
+            let hint = match why {
+                c1z::StartOver::Fresh => " (--fresh)",
+                c1z::StartOver::TooOld { .. } => " (--resume-max-age)",
+                _ => "",
+            };
+            format!("starting the sync over: {why}{hint}")
+        }
+    };
+    // Through the log, which escapes it (the position names the
+    // component's resource types) and keeps JSON logs one object a line.
+    match start {
+        c1z::Start::StartedOver(_) => tracing::warn!("{line}"),
+        _ => tracing::info!("{line}"),
     }
 }
 
@@ -676,21 +751,20 @@ fn metadata_json(
     })
 }
 
-fn print_summary(
+/// The summary's first line: the parts add up to the whole, starting
+/// (loading, validating) being what the run spent outside fetching and
+/// writing.
+fn summary_head(
     meta: &Metadata,
-    done: &sync_store::Finished,
+    s: &sync_store::model::Stats,
     file: &std::path::Path,
     elapsed: Duration,
     writing: Duration,
 ) {
-    use terminal::say;
-    let s = &done.stats;
-    // The parts add up to the whole: starting (loading, validating) is
-    // what the run spent outside fetching and writing.
     let total = elapsed.as_secs_f64();
     let fetching = s.elapsed_ms as f64 / 1000.0;
     let writing = writing.as_secs_f64();
-    say(&format!(
+    terminal::say(&format!(
         "synced {} {} into {} in {:.2} s (starting {:.2} s, fetching {:.2} s, writing {:.2} s)",
         meta.display_name,
         meta.version,
@@ -700,6 +774,33 @@ fn print_summary(
         fetching,
         writing
     ));
+}
+
+fn print_summary(
+    meta: &Metadata,
+    done: &sync_store::Finished,
+    file: &std::path::Path,
+    elapsed: Duration,
+    writing: Duration,
+    resumed: bool,
+) {
+    use terminal::say;
+    let s = &done.stats;
+    if resumed {
+        // The stored fetching time counts every run of the sync; this one
+        // took the rest.
+        say(&format!(
+            "synced {} {} into {} in {:.2} s, continuing an earlier run (fetching {:.2} s over all runs, writing {:.2} s)",
+            meta.display_name,
+            meta.version,
+            file.display(),
+            elapsed.as_secs_f64(),
+            s.elapsed_ms as f64 / 1000.0,
+            writing.as_secs_f64()
+        ));
+    } else {
+        summary_head(meta, s, file, elapsed, writing);
+    }
     for (t, n) in &s.resources {
         say(&format!("  {t:<14} {n:>9} resources"));
     }

@@ -176,6 +176,14 @@ impl Drop for Bar {
 }
 
 impl SyncSink for Progress {
+    fn resumed(&self) -> Option<&str> {
+        self.inner.resumed()
+    }
+
+    fn checkpoint(&mut self, state: &str) -> anyhow::Result<()> {
+        self.inner.checkpoint(state)
+    }
+
     fn begin(&mut self, connector: &ConnectorInfo, types: &[ResourceType]) -> anyhow::Result<()> {
         self.inner.begin(connector, types)
     }

@@ -55,6 +55,17 @@ impl Tally {
         }
     }
 
+    /// Rows and bytes taken so far.
+    pub(crate) fn taken(&self) -> (u64, u64) {
+        (self.rows, self.bytes)
+    }
+
+    /// Starts from what earlier processes of a continued sync took.
+    pub(crate) fn restore(&mut self, rows: u64, bytes: u64) {
+        self.rows = rows;
+        self.bytes = bytes;
+    }
+
     /// An error once the sync has run past its deadline.
     pub(crate) fn check_deadline(&self) -> anyhow::Result<()> {
         if self.started.elapsed() > self.caps.deadline {

@@ -169,6 +169,14 @@ impl Connector {
         &self.policy
     }
 
+    /// Whether the page tokens this connector returns are good in another
+    /// instance of it with the same configuration, in this process or
+    /// another (contract 0.2.0 promises so; 0.1.0 did not): a sync
+    /// continued after a restart resumes its listing from one.
+    pub fn page_tokens_outlive_instance(&self) -> bool {
+        self.inst.contract_version() >= crate::types::ContractVersion::V0_2
+    }
+
     /// Outbound requests made so far by this connector.
     pub fn http_requests(&self) -> u64 {
         self.inst.requests()

@@ -7,6 +7,7 @@
 //! is compiled (or taken from the cache), checked against the contract, and
 //! linked once; every connector instance is then instantiated from it.
 
+use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -174,6 +175,7 @@ impl Engine {
             version,
             path: path.to_path_buf(),
             cached,
+            digest: Sha256::digest(bytes).into(),
         })
     }
 }
@@ -218,6 +220,7 @@ pub struct Component {
     version: ContractVersion,
     path: PathBuf,
     cached: bool,
+    digest: [u8; 32],
 }
 
 /// The linked component, for the contract version it was built for.
@@ -236,6 +239,11 @@ impl Component {
     /// The file it came from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SHA-256 of its bytes: what names this exact component.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// Whether its compiled code came from the cache (no compilation).

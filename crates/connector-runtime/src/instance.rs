@@ -103,6 +103,14 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
+    /// The contract version of the instance's exports.
+    pub(crate) fn contract_version(&self) -> crate::types::ContractVersion {
+        match self.bindings {
+            Bindings::V0_1(_) => crate::types::ContractVersion::V0_1,
+            Bindings::V0_2(_) => crate::types::ContractVersion::V0_2,
+        }
+    }
+
     /// A fresh instance with this configuration and an outbound policy that
     /// denies everything until [`Instance::set_policy`].
     pub(crate) async fn new(

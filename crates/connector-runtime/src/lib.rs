@@ -31,6 +31,7 @@ pub mod bounds;
 pub mod budget;
 pub mod cache;
 mod caps;
+pub mod checkpoint;
 pub mod config;
 mod connector;
 mod convert;

@@ -5,10 +5,16 @@
 //! [`SyncSink`] as it arrives: nothing here holds the tenant. With a 0.2.0 connector whose pages carry their
 //! items' entitlements and grants, a sync is one component call per page.
 //!
+//! Every page of resources is followed by a checkpoint: the sink commits
+//! the rows so far with where the sync stands ([`Checkpoint`]), and a sink
+//! that continues an unfinished sync hands that back, so the sync goes on
+//! from there ([`SyncSink::resumed`]).
+//!
 //! Cancelling is dropping the future: the sink goes with it, and a sink
-//! dropped before `finish` writes nothing.
+//! dropped before `finish` writes no output (a resumable one keeps what its
+//! checkpoints committed).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -16,6 +22,7 @@ use sync_store::model::{ConnectorInfo, ResourceId, TotalMoved};
 use sync_store::sink::{Finished, Position, RunStats, SyncSink};
 
 use crate::caps::{measure, past_deadline, SyncCaps, Tally};
+use crate::checkpoint::{Checkpoint, Next};
 use crate::connector::Connector;
 use crate::errors::CallError;
 use crate::retry::RetryPolicy;
@@ -53,7 +60,19 @@ struct Driver<'a> {
     retries: u64,
     pages: u64,
     tally: Tally,
+    /// When this process started on the sync.
+    started: Instant,
+    /// Requests, retries and fetching milliseconds of the earlier
+    /// processes of a continued sync.
+    earlier: (u64, u64, u64),
+    /// When the last checkpoint was made.
+    saved: Instant,
 }
+
+/// How much of the one-by-one asking a killed sync may have to do again,
+/// at most: a checkpoint follows every page of resources, and in between
+/// one at least this often.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs a full sync of `conn` into `sink` under the default [`SyncCaps`]
 /// and finishes the sink: the output is written only when every page came
@@ -92,14 +111,16 @@ async fn drive(
     caps: &SyncCaps,
     mut sink: Box<dyn SyncSink>,
 ) -> anyhow::Result<Finished> {
-    let started = Instant::now();
-    let started_at = now_rfc3339();
+    let saved = sink.resumed().map(Checkpoint::parse).transpose()?;
     let mut d = Driver {
         conn,
         policy,
         retries: 0,
         pages: 0,
         tally: Tally::new(*caps),
+        started: Instant::now(),
+        earlier: (0, 0, 0),
+        saved: Instant::now(),
     };
 
     let types: Vec<TypeInfo> = d
@@ -116,6 +137,27 @@ async fn drive(
             t.resource_type.id
         );
     }
+    let ids: Vec<String> = types.iter().map(|t| t.resource_type.id.clone()).collect();
+    let mut cp = match saved {
+        None => Checkpoint::new(now_rfc3339(), ids),
+        Some(mut cp) => {
+            if cp.types != ids {
+                bail!(
+                    "cannot continue the unfinished sync: the connector's resource types changed since it started; start it over (--fresh)"
+                );
+            }
+            // A token from an instance that is gone may mean nothing to a
+            // connector that did not promise otherwise: its listing starts
+            // again, and what it returns twice counts once.
+            if !d.conn.page_tokens_outlive_instance() {
+                cp.restart_listing();
+            }
+            d.tally.restore(cp.rows, cp.bytes);
+            d.earlier = (cp.http_requests, cp.retries, cp.fetch_ms);
+            tracing::info!(position = %cp.describe(), "continuing an unfinished sync");
+            cp
+        }
+    };
     sink.begin(
         &ConnectorInfo {
             display_name: meta.display_name.clone(),
@@ -127,20 +169,27 @@ async fn drive(
             .collect::<Vec<_>>(),
     )?;
 
-    // The current page's resources whose entitlements and grants must be
-    // asked for one by one.
-    let mut pending: Vec<ResourceId> = Vec::new();
+    // Resources already queued to be asked about one by one in this
+    // process (a connector may return one on several pages).
     let mut pending_seen: HashSet<ResourceId> = HashSet::new();
     let mut asked_one_by_one = 0u64;
-    let mut totals_moved = BTreeMap::new();
-    for t in &types {
+    while let Some(t) = types.get(cp.done) {
         let rt = &t.resource_type.id;
         let what = || format!("listing {rt} resources");
-        let mut totals: Option<TotalMoved> = None;
-        let mut rows = 0u64;
         let mut pager = Pager::new(&what);
+        pager.pages = cp.listing_pages;
         loop {
-            let token = pager.token.clone();
+            // The last page's resources still to ask about, each for its
+            // entitlements and grants.
+            asked_one_by_one +=
+                (cp.pending.len() - cp.entitlements_done.min(cp.grants_done)) as u64;
+            d.drain(t, &mut cp, sink.as_mut()).await?;
+            let token = match &cp.next {
+                Next::End => break,
+                Next::Start => None,
+                Next::Token(s) => Some(s.clone()),
+            };
+            pager.token = token.clone();
             let mut page = d
                 .with_retry(&what, async |c| {
                     c.list_resources(rt, None, token.as_deref()).await
@@ -149,7 +198,7 @@ async fn drive(
             d.pages += 1;
             let next = page.next_page_token.take();
             if let Some(hint) = page.total_hint {
-                totals
+                cp.totals
                     .get_or_insert(TotalMoved {
                         first: hint,
                         last: hint,
@@ -163,8 +212,9 @@ async fn drive(
                     r.id.resource_type
                 );
             }
-            rows += page.items.len() as u64;
+            cp.listed += page.items.len() as u64;
             pager.count(&d.tally)?;
+            cp.listing_pages = pager.pages;
             let (n, bytes) = measure(&page.items);
             d.tally.add(n, bytes)?;
             if let Some(inc) = &page.included {
@@ -175,7 +225,7 @@ async fn drive(
             }
             let mut ask = |id: ResourceId| {
                 if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
-                    pending.push(id);
+                    cp.pending.push(id);
                 }
             };
             match page.included {
@@ -194,36 +244,39 @@ async fn drive(
                     sink.resources(page.items)?;
                 }
             }
-            // The page's own items are asked about right away, while the
-            // connector may still hold what it read for them: nothing waits
-            // for the end of the listing, in the host or in the guest.
-            asked_one_by_one += pending.len() as u64;
-            d.drain(t, &mut pending, sink.as_mut()).await?;
+            cp.next = match pager.advance(next)? {
+                true => Next::Token(pager.token.clone().unwrap_or_default()),
+                false => Next::End,
+            };
             sink.position(&Position {
                 resource_type: rt,
-                listed: rows,
-                total_hint: totals.as_ref().map(|t| t.last),
-                http_requests: d.conn.http_requests(),
-                retries: d.retries,
+                listed: cp.listed,
+                total_hint: cp.totals.as_ref().map(|t| t.last),
+                http_requests: d.requests(),
+                retries: d.earlier.1 + d.retries,
             });
-            if !pager.advance(next)? {
-                break;
-            }
+            // The page's rows, and its resources still to ask about, saved
+            // together: they are asked about right away, while the
+            // connector may still hold what it read for them.
+            d.save(&mut cp, sink.as_mut())?;
         }
-        if let Some(t) = totals.filter(|t| t.first != t.last) {
+        if let Some(moved) = cp.totals.take().filter(|t| t.first != t.last) {
             tracing::warn!(
                 resource_type = %rt,
                 "the application's {} count moved from {} to {} during the sync: records created or deleted meanwhile may be missing until the next sync",
-                rt, t.first, t.last
+                rt, moved.first, moved.last
             );
-            totals_moved.insert(rt.clone(), t);
+            cp.totals_moved.insert(rt.clone(), moved);
         }
         tracing::info!(
             resource_type = %rt,
-            rows,
+            rows = cp.listed,
             component_memory_mib = d.conn.memory_bytes() >> 20,
             "resources listed"
         );
+        cp.done += 1;
+        cp.enter_listing();
+        d.save(&mut cp, sink.as_mut())?;
     }
     tracing::info!(
         pages = d.pages,
@@ -233,12 +286,12 @@ async fn drive(
     );
 
     let run = RunStats {
-        started_at,
-        http_requests: d.conn.http_requests(),
-        retries: d.retries,
+        started_at: cp.started_at,
+        http_requests: d.requests(),
+        retries: d.earlier.1 + d.retries,
         duplicates_skipped: 0,
-        fetch_ms: started.elapsed().as_millis() as u64,
-        totals_moved,
+        fetch_ms: d.fetch_ms(),
+        totals_moved: cp.totals_moved,
     };
     sink.finish(run)
 }
@@ -293,34 +346,77 @@ impl<'a> Pager<'a> {
 }
 
 impl Driver<'_> {
+    /// Requests so far, in every process of the sync.
+    fn requests(&self) -> u64 {
+        self.earlier.0 + self.conn.http_requests()
+    }
+
+    /// Milliseconds of fetching so far, in every process of the sync.
+    fn fetch_ms(&self) -> u64 {
+        self.earlier.2 + self.started.elapsed().as_millis() as u64
+    }
+
+    /// [`Driver::save`] when the last checkpoint is [`SAVE_EVERY`] old:
+    /// one resource's entitlements or grants can be a single quick call,
+    /// and a commit for each would cost more than it saves.
+    fn save_soon(&mut self, cp: &mut Checkpoint, sink: &mut dyn SyncSink) -> anyhow::Result<()> {
+        if self.saved.elapsed() < SAVE_EVERY {
+            return Ok(());
+        }
+        self.save(cp, sink)
+    }
+
+    /// Commits the rows so far with the position `cp`, its counters brought
+    /// up to date.
+    fn save(&mut self, cp: &mut Checkpoint, sink: &mut dyn SyncSink) -> anyhow::Result<()> {
+        self.saved = Instant::now();
+        cp.http_requests = self.requests();
+        cp.retries = self.earlier.1 + self.retries;
+        cp.fetch_ms = self.fetch_ms();
+        (cp.rows, cp.bytes) = self.tally.taken();
+        sink.checkpoint(&cp.to_text()?)
+    }
+
     /// Lists the entitlements, then the grants, of each pending resource of
-    /// type `t`, as far as the type has them (one by one: per-resource
-    /// listings can run 100,000s of times, so their descriptions are only
-    /// formatted when something goes wrong).
+    /// type `t` not done yet, as far as the type has them, with a
+    /// checkpoint after each (one by one: per-resource listings can run
+    /// 100,000s of times, so their descriptions are only formatted when
+    /// something goes wrong).
     async fn drain(
         &mut self,
         t: &TypeInfo,
-        pending: &mut Vec<ResourceId>,
+        cp: &mut Checkpoint,
         sink: &mut dyn SyncSink,
     ) -> anyhow::Result<()> {
-        for id in pending.iter().filter(|_| t.has_entitlements) {
+        if cp.pending.is_empty() {
+            return Ok(());
+        }
+        while t.has_entitlements && cp.entitlements_done < cp.pending.len() {
+            let id = &cp.pending[cp.entitlements_done];
             self.each_page(
                 &|| format!("listing entitlements of {id}"),
                 async |c, token| c.list_entitlements(id, token).await,
                 |page: EntitlementPage| sink.entitlements(page.items),
             )
             .await?;
+            cp.entitlements_done += 1;
+            self.save_soon(cp, sink)?;
         }
-        for id in pending.iter().filter(|_| t.has_grants) {
+        while t.has_grants && cp.grants_done < cp.pending.len() {
+            let id = &cp.pending[cp.grants_done];
             self.each_page(
                 &|| format!("listing grants of {id}"),
                 async |c, token| c.list_grants(id, token).await,
                 |page: GrantPage| sink.grants(page.items),
             )
             .await?;
+            cp.grants_done += 1;
+            self.save_soon(cp, sink)?;
         }
-        pending.clear();
-        Ok(())
+        cp.pending.clear();
+        cp.entitlements_done = 0;
+        cp.grants_done = 0;
+        self.save(cp, sink)
     }
 
     /// Every page of one listing, each fetched with retries and handed to

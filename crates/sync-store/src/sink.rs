@@ -63,6 +63,19 @@ pub trait SyncSink: Send {
     /// that came with it: for a display, nothing is stored. Ignored unless
     /// a sink wants it.
     fn position(&mut self, _at: &Position<'_>) {}
+    /// The driver's state as of the last checkpoint, when this sink
+    /// continues an unfinished sync (its rows up to that checkpoint are
+    /// kept); `None` for a new sync. Ignored unless a sink resumes.
+    fn resumed(&self) -> Option<&str> {
+        None
+    }
+    /// Makes every row handed over so far durable together with `state`
+    /// (the driver's position, opaque here), so that a sync interrupted
+    /// after this call, even by SIGKILL, can be continued from it. A sink
+    /// that cannot resume ignores it.
+    fn checkpoint(&mut self, _state: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a sync stands, handed to [`SyncSink::position`] after each page
@@ -86,7 +99,7 @@ pub struct Position<'a> {
 /// What a sink counts as rows arrive: the rows it kept (per resource type
 /// for resources) and the duplicates it dropped. Both sinks turn it into the
 /// stored [`Stats`] the same way.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Counts {
     /// Kept resources by type; a `HashMap` so the per-row lookup borrows.
     pub resources: HashMap<String, u64>,

@@ -12,6 +12,7 @@ mod limits;
 mod proto;
 mod read;
 mod recent;
+mod resume;
 mod schema;
 #[cfg(test)]
 mod sink_tests;
@@ -27,6 +28,9 @@ use anyhow::{bail, Context as _};
 
 pub use limits::{C1zError, Limits, STATEMENT_BUDGET};
 pub use read::{C1z, SyncInfo};
+pub use resume::{
+    partial_dir, pending, Pending, ResumePolicy, Resumed, Start, StartOver, Unfinished,
+};
 
 /// A sink that streams a sync into the c1z at `path`: rows go into a temp
 /// database beside it as pages arrive (on a writer thread, a few pages
@@ -56,6 +60,34 @@ pub fn sink_with(path: &Path, limits: Limits) -> anyhow::Result<Box<dyn crate::s
             ..writer::Options::default()
         },
     )?))
+}
+
+/// [`sink_with`], resumable: the sync's database lives in the target's
+/// partial directory ([`partial_dir`]), each [`checkpoint`] commits the
+/// rows so far with the driver's position, and a sync that stops part way
+/// (an error, or the process killed) leaves it there. The next resumable
+/// sink to the same target continues it when `policy` allows (its
+/// [`resumed`] state is the driver's), else starts over; the returned
+/// [`Start`] says which, and why. The target is replaced only when the
+/// sync finishes, and the directory is then removed. Two resumable syncs
+/// to one target at once are refused (the directory is locked).
+///
+/// [`checkpoint`]: crate::SyncSink::checkpoint
+/// [`resumed`]: crate::SyncSink::resumed
+pub fn resumable_sink(
+    path: &Path,
+    limits: Limits,
+    policy: &ResumePolicy,
+) -> anyhow::Result<(Box<dyn crate::sink::SyncSink>, Start)> {
+    let (sink, start) = stream::C1zSink::start_resumable(
+        path,
+        writer::Options {
+            limits,
+            ..writer::Options::default()
+        },
+        policy,
+    )?;
+    Ok((Box::new(sink), start))
 }
 
 /// The c1z file's first five bytes, `C1ZF\0`.

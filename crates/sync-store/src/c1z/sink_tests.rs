@@ -542,3 +542,123 @@ fn an_existing_file_over_the_cap_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(entries(dir.path()), ["s.c1z"], "no temp directory is left");
 }
+
+fn policy(origin: &str) -> ResumePolicy {
+    ResumePolicy {
+        fresh: false,
+        max_age: std::time::Duration::from_secs(3600),
+        origin: origin.into(),
+    }
+}
+
+#[test]
+fn a_resumable_sync_stopped_after_a_checkpoint_continues_with_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let old = sample(&["u0"], &[]);
+    write_doc(&path, &old);
+    let before = std::fs::read(&path).unwrap();
+    let doc = sample(&["u1", "u2", "u3"], &["u1", "u2"]);
+
+    // First process: types and two users, a checkpoint, a third user not
+    // checkpointed, then it stops.
+    let (mut sink, start) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+    assert_eq!(start, Start::New);
+    assert_eq!(sink.resumed(), None);
+    sink.begin(&doc.connector, &doc.resource_types).unwrap();
+    sink.resources(doc.resources[..2].to_vec()).unwrap();
+    sink.checkpoint("after two").unwrap();
+    sink.resources(doc.resources[2..3].to_vec()).unwrap();
+    drop(sink);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "target untouched");
+    assert_eq!(entries(dir.path()), [".s.c1z.partial", "s.c1z"]);
+
+    let Some(Pending::Stopped(u)) = pending(&path).unwrap() else {
+        panic!("an unfinished sync")
+    };
+    assert_eq!(
+        (u.resources, u.grants, u.state.as_str()),
+        (2, 0, "after two")
+    );
+
+    // Another origin would start over; a second process continues.
+    let (mut sink, start) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+    let Start::Resumed(r) = start else {
+        panic!("{start:?}")
+    };
+    assert_eq!((r.state.as_str(), r.rows), ("after two", 2));
+    assert_eq!(sink.resumed(), Some("after two"));
+    assert_eq!(pending(&path).unwrap(), Some(Pending::Running));
+    // While it holds the directory, no other sync to the target starts.
+    let busy = resumable_sink(&path, Limits::default(), &policy("a"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(busy.contains("another sync"), "{busy}");
+    sink.begin(&doc.connector, &doc.resource_types).unwrap();
+    // From the checkpoint on, the first user again (a duplicate) and the rest.
+    sink.resources(doc.resources[..1].to_vec()).unwrap();
+    sink.resources(doc.resources[2..].to_vec()).unwrap();
+    sink.entitlements(doc.entitlements.clone()).unwrap();
+    sink.grants(doc.grants.clone()).unwrap();
+    let f = sink.finish(run_stats(&doc)).unwrap();
+    assert_eq!(f.kept, 1, "the previous sync stays");
+    assert_eq!(entries(dir.path()), ["s.c1z"], "the partial directory goes");
+    assert_eq!(pending(&path).unwrap(), None);
+    let file = C1z::open(&path).unwrap();
+    let latest = file.finished().unwrap()[0].clone();
+    assert_eq!(Some(&latest.sync_id), f.sync_id.as_ref());
+    let got = file.load(&latest).unwrap();
+    assert_eq!(got.resources, doc.resources);
+    assert_eq!(got.entitlements, doc.entitlements);
+    assert_eq!(got.grants, doc.grants);
+    assert_eq!(f.stats.resources.values().sum::<u64>(), 4);
+    assert_eq!(f.stats.duplicates_skipped, 1);
+    let (_d, conn) = open(&path);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "packed out of WAL");
+}
+
+#[test]
+fn a_partial_sync_of_another_origin_or_asked_fresh_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let doc = sample(&["u1", "u2"], &[]);
+    let stopped = |origin: &str| {
+        let (mut sink, _) = resumable_sink(&path, Limits::default(), &policy(origin)).unwrap();
+        sink.begin(&doc.connector, &doc.resource_types).unwrap();
+        sink.resources(doc.resources[..1].to_vec()).unwrap();
+        sink.checkpoint("x").unwrap();
+    };
+    stopped("a");
+    let (sink, start) = resumable_sink(&path, Limits::default(), &policy("b")).unwrap();
+    assert_eq!(start, Start::StartedOver(StartOver::OtherOrigin));
+    assert_eq!(sink.resumed(), None);
+    drop(sink);
+    assert_eq!(entries(dir.path()), Vec::<String>::new(), "nothing kept");
+
+    stopped("a");
+    let fresh = ResumePolicy {
+        fresh: true,
+        ..policy("a")
+    };
+    let (mut sink, start) = resumable_sink(&path, Limits::default(), &fresh).unwrap();
+    assert_eq!(start, Start::StartedOver(StartOver::Fresh));
+    feed(sink.as_mut(), &doc, 1).unwrap();
+    let f = sink.finish(run_stats(&doc)).unwrap();
+    assert_eq!(f.stats.duplicates_skipped, 0, "nothing of the old one");
+    assert_eq!(entries(dir.path()), ["s.c1z"]);
+}
+
+#[test]
+fn a_sync_stopped_before_any_checkpoint_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let doc = sample(&["u1"], &[]);
+    let (mut sink, _) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+    feed(sink.as_mut(), &doc, 1).unwrap();
+    drop(sink);
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context as _};
 
+use super::resume::{ResumePolicy, Start};
 use super::writer::{Msg, Options, Store};
 use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
 use crate::sink::{Finished, RunStats, SyncSink};
@@ -24,13 +25,36 @@ pub(super) struct C1zSink {
     cancel: Arc<AtomicBool>,
     /// Why the writer stopped, once it has: every later call says it again.
     failed: Option<String>,
+    /// The driver's state saved by the unfinished sync this one continues.
+    resumed: Option<String>,
+    /// Whether pages queued when the sink is dropped are still written:
+    /// a resumable sink's queue may end with a checkpoint worth keeping.
+    resumable: bool,
 }
 
 impl C1zSink {
     /// Prepares the temp database (failing now if `target` cannot be
     /// written) and starts the writer thread.
     pub fn start(target: &Path, opts: Options) -> anyhow::Result<C1zSink> {
-        let store = Store::open(target, &opts)?;
+        C1zSink::spawn(Store::open(target, &opts)?, None, false)
+    }
+
+    /// [`C1zSink::start`] in the target's partial directory, continuing an
+    /// unfinished sync there when `policy` allows; says how it began.
+    pub fn start_resumable(
+        target: &Path,
+        opts: Options,
+        policy: &ResumePolicy,
+    ) -> anyhow::Result<(C1zSink, Start)> {
+        let (store, start) = Store::open_resumable(target, &opts, policy)?;
+        let resumed = match &start {
+            Start::Resumed(r) => Some(r.state.clone()),
+            _ => None,
+        };
+        Ok((C1zSink::spawn(store, resumed, true)?, start))
+    }
+
+    fn spawn(store: Store, resumed: Option<String>, resumable: bool) -> anyhow::Result<C1zSink> {
         let (tx, rx) = sync_channel(PAGES_IN_FLIGHT);
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&cancel);
@@ -43,6 +67,8 @@ impl C1zSink {
             thread: Some(thread),
             cancel,
             failed: None,
+            resumed,
+            resumable,
         })
     }
 
@@ -94,6 +120,14 @@ impl SyncSink for C1zSink {
         self.send(Msg::Grants(rows))
     }
 
+    fn resumed(&self) -> Option<&str> {
+        self.resumed.as_deref()
+    }
+
+    fn checkpoint(&mut self, state: &str) -> anyhow::Result<()> {
+        self.send(Msg::Checkpoint(state.to_string()))
+    }
+
     fn finish(mut self: Box<Self>, run: RunStats) -> anyhow::Result<Finished> {
         self.send(Msg::Finish(run))?;
         self.join()
@@ -101,11 +135,15 @@ impl SyncSink for C1zSink {
 }
 
 impl Drop for C1zSink {
-    /// Not finished: the writer skips what is queued, drops its database
-    /// and temp directory, and the target stays as it was. Waiting for it
-    /// means the directory is gone when the sink is.
+    /// Not finished: the writer skips what is queued (a resumable sink's
+    /// writer commits it up to the last checkpoint), drops its database
+    /// and temp directory (a resumable sink's stays if it holds progress),
+    /// and the target stays as it was. Waiting for it means the directory
+    /// is in its final state when the sink is gone.
     fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        if !self.resumable {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
         self.tx = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

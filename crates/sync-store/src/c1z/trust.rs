@@ -33,6 +33,16 @@ struct Object {
 /// [`C1zError::Untrusted`] saying what it has, or an error saying it is
 /// not an SQLite database at all.
 pub(super) fn check(conn: &Connection, file: &Path) -> anyhow::Result<()> {
+    check_schema(conn, file, true)
+}
+
+/// [`check`] for an unfinished sync's database, whose lookup indexes the
+/// writer builds only when the sync finishes.
+pub(super) fn check_partial(conn: &Connection, file: &Path) -> anyhow::Result<()> {
+    check_schema(conn, file, false)
+}
+
+fn check_schema(conn: &Connection, file: &Path, lookup_indexes: bool) -> anyhow::Result<()> {
     let refuse = |why: String| -> anyhow::Error { C1zError::untrusted(file, why).into() };
     let (reference, want) =
         reference_schema().context("cannot build the c1z schema to compare with")?;
@@ -128,7 +138,11 @@ pub(super) fn check(conn: &Connection, file: &Path) -> anyhow::Result<()> {
         }
         seen.insert(o.name.as_str());
     }
-    if let Some(w) = want.iter().find(|w| !seen.contains(w.name.as_str())) {
+    let required = |name: &str| lookup_indexes || !schema::INDEXES.contains(&name);
+    if let Some(w) = want
+        .iter()
+        .find(|w| !seen.contains(w.name.as_str()) && required(&w.name))
+    {
         return Err(refuse(format!(
             "it lacks the {} {}",
             w.kind,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
 use prost::Message as _;
@@ -26,6 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 use super::encode::{self, EntitlementRow, StoredStats};
 use super::guard::Budget;
 use super::recent::Recent;
+use super::resume::{self, Partial, ResumePolicy, Resumed, Saved, Stamp, Start, StartOver};
 use super::{guard, pack, proto, schema, sniff, trust, unpack_capped, Kind};
 use crate::model::{ConnectorInfo, Entitlement, Grant, Resource, ResourceType};
 use crate::sink::{Counts, Finished, RunStats};
@@ -36,6 +37,8 @@ pub(super) enum Msg {
     Resources(Vec<Resource>),
     Entitlements(Vec<Entitlement>),
     Grants(Vec<Grant>),
+    /// Commit what came so far with the driver's state.
+    Checkpoint(String),
     Finish(RunStats),
 }
 
@@ -78,6 +81,15 @@ const INSERT_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
 const RESOURCE_DATA: &str = "SELECT data FROM v1_resources WHERE external_id = ?1 AND sync_id = ?2";
 const ENTITLEMENT_ROW: &str = "SELECT resource_type_id, resource_id, data FROM v1_entitlements \
     WHERE external_id = ?1 AND sync_id = ?2";
+/// The run row of a resumable sync, written when it begins: no `ended_at`
+/// until it finishes (what the SDK's readers take for an unfinished sync),
+/// its saved position in `sync_token`.
+const INSERT_UNFINISHED: &str = "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, \
+    sync_token, sync_type, parent_sync_id, linked_sync_id, supports_diff, grants_backfilled) \
+    VALUES (?1, ?2, NULL, ?3, 'full', '', '', 1, 1)";
+const SAVE_POSITION: &str = "UPDATE v1_sync_runs SET sync_token = ?2 WHERE sync_id = ?1";
+const END_RUN: &str = "UPDATE v1_sync_runs SET started_at = ?2, ended_at = ?3, sync_token = '', \
+    stats = ?4 WHERE sync_id = ?1";
 /// A finished full sync with its grants: `supports_diff` 1, or the SDK's
 /// file-diff and rollback tools refuse it (MODEL.md).
 const INSERT_RUN: &str = "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, sync_token, \
@@ -123,74 +135,253 @@ impl Inserts {
     }
 }
 
+/// Where the database lives: a temp directory gone with the sink, or the
+/// target's partial directory, kept when the sync stops part way.
+enum Work {
+    Temp(tempfile::TempDir),
+    Partial(Partial),
+}
+
+impl Work {
+    fn path(&self) -> &Path {
+        match self {
+            Work::Temp(t) => t.path(),
+            Work::Partial(p) => &p.dir,
+        }
+    }
+}
+
+/// What a resumable sync saves with each checkpoint besides the driver's
+/// state, and the unfinished sync it continues, if any.
+struct Resumable {
+    origin: String,
+    target: Option<Stamp>,
+    continued: Option<(String, Saved)>,
+}
+
 /// The temp database, ready for rows: made before the sink is handed out,
 /// so a target that is not a c1z fails the call that asks for the sink.
 pub(super) struct Store {
-    work: tempfile::TempDir,
+    work: Work,
     db: PathBuf,
     conn: Connection,
     target: PathBuf,
     cache_entries: usize,
+    resumable: Option<Resumable>,
+}
+
+/// Whether `target` holds syncs to keep; refuses a file that is not a c1z.
+fn existing(target: &Path) -> anyhow::Result<bool> {
+    match sniff(target)? {
+        None => Ok(false),
+        Some(Kind::C1zV1) => Ok(true),
+        Some(kind) => bail!(
+            "{} exists and is not a c1z v1 file ({}); refusing to replace it: remove it or choose another -f",
+            target.display(),
+            kind.describe()
+        ),
+    }
+}
+
+/// How the database keeps its transactions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Journal {
+    /// None: the database is thrown away on any failure.
+    Off,
+    /// WAL: each checkpoint a commit that survives the process.
+    Wal,
+}
+
+/// Which schema check a database gets before any statement reads a row.
+#[derive(Clone, Copy)]
+enum Check<'a> {
+    /// A new, empty database.
+    None,
+    /// A copy of the file at this path.
+    File(&'a Path),
+    /// An unfinished sync's database, at this path.
+    Partial(&'a Path),
+}
+
+/// Opens `db` (an existing file's copy, a new file, or a partial sync's
+/// database) and makes it ready for rows, after checking its schema.
+fn open_db(
+    db: &Path,
+    check: Check<'_>,
+    is_new: bool,
+    journal: Journal,
+    opts: &Options,
+) -> anyhow::Result<Connection> {
+    let conn = Connection::open(db).context("cannot open the temporary database")?;
+    // Before anything reads the file: in WAL mode this also means SQLite
+    // never needs a shared-memory index (`-shm`), as only we open it.
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    // The existing file is untrusted: SQLite's defences on, and its
+    // schema checked before any statement reads or writes a row (a
+    // trigger would otherwise run on our deletes and persist into the
+    // new file).
+    guard::harden(&conn)?;
+    // The budget covers the check, not the writer's own statements after
+    // it (Limits::statement_budget says why).
+    let checked = |file: &Path, check: fn(&Connection, &Path) -> anyhow::Result<()>| {
+        let budget = Budget::install(&conn, opts.limits.statement_budget);
+        check(&conn, file).map_err(|e| budget.explain(e, file))?;
+        Budget::remove(&conn);
+        anyhow::Ok(())
+    };
+    match check {
+        Check::None => {}
+        Check::File(file) => checked(file, trust::check)?,
+        Check::Partial(file) => checked(file, trust::check_partial)?,
+    }
+    if is_new {
+        // Before the journal mode: WAL fixes the page size.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    }
+    match journal {
+        // The temp database is thrown away on any failure, so it needs no
+        // journal, no fsyncs and no file locks while it is built.
+        Journal::Off => {
+            guard::without_defensive(&conn, |c| {
+                c.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))
+            })?;
+            conn.pragma_update(None, "synchronous", "OFF")?;
+        }
+        // A commit is an append to the WAL; NORMAL syncs it to disk only
+        // when the WAL is copied back, so a power cut may lose the last
+        // checkpoints but never corrupts the database, and a killed
+        // process loses nothing committed.
+        Journal::Wal => {
+            let mode: String =
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                bail!("cannot switch the sync's database to WAL (got {mode})");
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+    }
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    if let Some(n) = opts.max_pages {
+        conn.pragma_update_and_check(None, "max_page_count", n, |r| r.get::<_, i64>(0))?;
+    }
+    // The lookup indexes are built once the rows are in (an existing
+    // file's too: rebuilding them is cheaper than keeping them up to
+    // date row by row).
+    schema::create_tables(&conn).context("cannot create the c1z tables")?;
+    schema::drop_indexes(&conn).context("cannot prepare the c1z tables")?;
+    Ok(conn)
+}
+
+/// Fills `db` (which must not exist) with the target's syncs, or creates
+/// it empty and private; true when it holds syncs from disk.
+fn seed(db: &Path, target: &Path, existed: bool, opts: &Options) -> anyhow::Result<()> {
+    if existed {
+        unpack_capped(target, db, opts.limits.max_decoded_bytes)
+    } else {
+        // SQLite would create it 0644 less the umask.
+        crate::atomic::create_private(db).map(drop)
+    }
 }
 
 impl Store {
     pub fn open(target: &Path, opts: &Options) -> anyhow::Result<Store> {
-        let existed = match sniff(target)? {
-            None => false,
-            Some(Kind::C1zV1) => true,
-            Some(kind) => bail!(
-                "{} exists and is not a c1z v1 file ({}); refusing to replace it: remove it or choose another -f",
-                target.display(),
-                kind.describe()
-            ),
-        };
+        let existed = existing(target)?;
         let work = crate::atomic::work_dir(target)?;
         let db = work.path().join("sync.db");
-        if existed {
-            unpack_capped(target, &db, opts.limits.max_decoded_bytes)?;
+        seed(&db, target, existed, opts)?;
+        let check = if existed {
+            Check::File(target)
         } else {
-            // SQLite would create it 0644 less the umask.
-            crate::atomic::create_private(&db)?;
-        }
-        let conn = Connection::open(&db).context("cannot open the temporary database")?;
-        // The existing file is untrusted: SQLite's defences on, and its
-        // schema checked before any statement reads or writes a row (a
-        // trigger would otherwise run on our deletes and persist into the
-        // new file).
-        guard::harden(&conn)?;
-        if existed {
-            // The budget covers the check, not the writer's own statements
-            // after it (Limits::statement_budget says why).
-            let budget = Budget::install(&conn, opts.limits.statement_budget);
-            trust::check(&conn, target).map_err(|e| budget.explain(e, target))?;
-            Budget::remove(&conn);
-        }
-        // The temp database is thrown away on any failure, so it needs no
-        // journal, no fsyncs and no file locks while it is built.
-        guard::without_defensive(&conn, |c| {
-            c.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get::<_, String>(0))
-        })?;
-        conn.pragma_update(None, "synchronous", "OFF")?;
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        if !existed {
-            conn.pragma_update(None, "page_size", PAGE_SIZE)?;
-        }
-        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-        if let Some(n) = opts.max_pages {
-            conn.pragma_update_and_check(None, "max_page_count", n, |r| r.get::<_, i64>(0))?;
-        }
-        // The lookup indexes are built once the rows are in (an existing
-        // file's too: rebuilding them is cheaper than keeping them up to
-        // date row by row).
-        schema::create_tables(&conn).context("cannot create the c1z tables")?;
-        schema::drop_indexes(&conn).context("cannot prepare the c1z tables")?;
+            Check::None
+        };
+        let conn = open_db(&db, check, !existed, Journal::Off, opts)?;
         Ok(Store {
-            work,
+            work: Work::Temp(work),
             db,
             conn,
             target: target.to_path_buf(),
             cache_entries: opts.cache_entries,
+            resumable: None,
         })
+    }
+
+    /// [`Store::open`] in the target's partial directory, continuing the
+    /// unfinished sync found there when `policy` allows.
+    pub fn open_resumable(
+        target: &Path,
+        opts: &Options,
+        policy: &ResumePolicy,
+    ) -> anyhow::Result<(Store, Start)> {
+        let existed = existing(target)?;
+        let partial = Partial::lock(target)?;
+        let db = partial.db();
+        let mut start = Start::New;
+        if db.exists() {
+            let found = (|| {
+                let conn = open_db(&db, Check::Partial(&db), false, Journal::Wal, opts)?;
+                let found = resume::unfinished(&conn)?;
+                anyhow::Ok((conn, found))
+            })();
+            match found {
+                Ok((conn, Some((sync_id, saved)))) => {
+                    match resume::judge(&saved, policy, target)? {
+                        None => {
+                            let resumed = Resumed {
+                                sync_id: sync_id.clone(),
+                                state: saved.driver.clone(),
+                                rows: saved.rows(),
+                                started: UNIX_EPOCH + Duration::from_secs(saved.started_unix),
+                            };
+                            return Ok((
+                                Store {
+                                    work: Work::Partial(partial),
+                                    db,
+                                    conn,
+                                    target: target.to_path_buf(),
+                                    cache_entries: opts.cache_entries,
+                                    resumable: Some(Resumable {
+                                        origin: policy.origin.clone(),
+                                        target: saved.target,
+                                        continued: Some((sync_id, saved)),
+                                    }),
+                                },
+                                Start::Resumed(resumed),
+                            ));
+                        }
+                        Some(why) => start = Start::StartedOver(why),
+                    }
+                }
+                // Killed before its first checkpoint: nothing to say.
+                Ok((_, None)) => {}
+                Err(e) => start = Start::StartedOver(StartOver::Unreadable(format!("{e:#}"))),
+            }
+            partial.clear()?;
+        }
+        // Before the copy: a target replaced while the copy is made is
+        // then seen as changed by the next resume.
+        let stamp = Stamp::of(target)?;
+        seed(&db, target, existed, opts)?;
+        let check = if existed {
+            Check::File(target)
+        } else {
+            Check::None
+        };
+        let conn = open_db(&db, check, !existed, Journal::Wal, opts)?;
+        Ok((
+            Store {
+                work: Work::Partial(partial),
+                db,
+                conn,
+                target: target.to_path_buf(),
+                cache_entries: opts.cache_entries,
+                resumable: Some(Resumable {
+                    origin: policy.origin.clone(),
+                    target: stamp,
+                    continued: None,
+                }),
+            },
+            start,
+        ))
     }
 
     /// The temp database, for the tests.
@@ -200,8 +391,9 @@ impl Store {
     }
 
     /// The writer thread: pages until `Finish` (then the file is written),
-    /// or until the sink is dropped or cancels (then nothing is). The temp
-    /// directory goes either way.
+    /// or until the sink is dropped or cancels (then nothing is). A temp
+    /// directory goes either way; a partial directory stays when the sync
+    /// stopped with progress committed, for the next sync to continue.
     pub fn run(self, rx: Receiver<Msg>, cancel: &AtomicBool) -> anyhow::Result<Finished> {
         let Store {
             work,
@@ -209,9 +401,12 @@ impl Store {
             conn,
             target,
             cache_entries,
+            resumable,
         } = self;
+        // Whether the partial directory holds progress worth keeping.
+        let mut durable = resumable.as_ref().is_some_and(|r| r.continued.is_some());
         let result = (|| {
-            let mut w = Writer::new(conn, cache_entries)?;
+            let mut w = Writer::new(conn, cache_entries, resumable)?;
             loop {
                 let Ok(msg) = rx.recv() else {
                     bail!(
@@ -236,11 +431,26 @@ impl Store {
                     Msg::Grants(rows) => w
                         .grants(&rows)
                         .context("cannot write grants to the c1z database")?,
+                    Msg::Checkpoint(state) => {
+                        w.checkpoint(state)
+                            .context("cannot commit the sync's progress")?;
+                        durable = true;
+                    }
                     Msg::Finish(run) => return w.finish(run, work.path(), &db, &target),
                 }
             }
         })();
-        drop(work);
+        match work {
+            Work::Temp(t) => drop(t),
+            Work::Partial(p) if result.is_ok() || !durable => p.remove(),
+            Work::Partial(p) => {
+                tracing::info!(
+                    "the sync's progress is kept in {}; the next sync to {} continues it",
+                    p.dir.display(),
+                    target.display()
+                );
+            }
+        }
         result
     }
 }
@@ -260,14 +470,57 @@ struct Writer {
     key: String,
     buf: Vec<u8>,
     principal: Vec<u8>,
+    /// Resumable syncs only: what each checkpoint saves besides the
+    /// driver's state.
+    saved: Option<SavedBase>,
+    /// Whether the run row is in the database (written when a resumable
+    /// sync begins; a plain sync writes it when it finishes).
+    run_row: bool,
+}
+
+/// The parts of [`Saved`] fixed for the whole sync.
+struct SavedBase {
+    origin: String,
+    target: Option<Stamp>,
+    started_unix: u64,
 }
 
 impl Writer {
-    fn new(conn: Connection, cache_entries: usize) -> anyhow::Result<Writer> {
+    fn new(
+        conn: Connection,
+        cache_entries: usize,
+        resumable: Option<Resumable>,
+    ) -> anyhow::Result<Writer> {
         conn.execute_batch("BEGIN")
             .context("cannot start the c1z transaction")?;
-        let at = encode::local_time(&conn, SystemTime::now())?;
-        let sync_id = super::new_sync_id();
+        let (sync_id, at, counts, saved, run_row) = match resumable {
+            Some(Resumable {
+                origin,
+                target,
+                continued: Some((sync_id, saved)),
+            }) => (
+                sync_id,
+                saved.discovered_at,
+                saved.counts,
+                Some(SavedBase {
+                    origin,
+                    target,
+                    started_unix: saved.started_unix,
+                }),
+                true,
+            ),
+            other => (
+                super::new_sync_id(),
+                encode::local_time(&conn, SystemTime::now())?,
+                Counts::default(),
+                other.map(|r| SavedBase {
+                    origin: r.origin,
+                    target: r.target,
+                    started_unix: resume::now_unix(),
+                }),
+                false,
+            ),
+        };
         Ok(Writer {
             conn,
             sql: Inserts::new(&sync_id, &at)?,
@@ -280,15 +533,39 @@ impl Writer {
             types: HashMap::new(),
             resources: Recent::new(cache_entries),
             entitlements: Recent::new(cache_entries),
-            counts: Counts::default(),
+            counts,
             key: String::new(),
             buf: Vec::with_capacity(4096),
             principal: Vec::with_capacity(128),
+            saved,
+            run_row,
         })
+    }
+
+    /// The `sync_token` of an unfinished run: the position `driver`.
+    fn saved(&self, driver: String) -> anyhow::Result<Option<String>> {
+        let Some(base) = &self.saved else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::to_string(&Saved {
+            v: resume::SAVED_VERSION,
+            origin: base.origin.clone(),
+            target: base.target,
+            started_unix: base.started_unix,
+            discovered_at: self.at.clone(),
+            counts: self.counts.clone(),
+            driver,
+        })?))
     }
 
     fn begin(&mut self, connector: ConnectorInfo, types: &[ResourceType]) -> anyhow::Result<()> {
         self.connector = connector;
+        if let (Some(token), false) = (self.saved(String::new())?, self.run_row) {
+            self.conn
+                .execute(INSERT_UNFINISHED, params![self.sync_id, self.at, token])
+                .context("cannot write the sync run to the c1z database")?;
+            self.run_row = true;
+        }
         let mut stmt = self.conn.prepare_cached(INSERT_TYPE)?;
         for t in types {
             let p = encode::resource_type(t);
@@ -425,6 +702,19 @@ impl Writer {
         Ok(())
     }
 
+    /// Commits the rows so far with the driver's `state`, and goes on in a
+    /// new transaction.
+    fn checkpoint(&mut self, state: String) -> anyhow::Result<()> {
+        let Some(token) = self.saved(state)? else {
+            return Ok(());
+        };
+        self.conn
+            .prepare_cached(SAVE_POSITION)?
+            .execute(params![self.sync_id, token])?;
+        self.conn.execute_batch("COMMIT; BEGIN")?;
+        Ok(())
+    }
+
     fn finish(
         self,
         run: RunStats,
@@ -445,9 +735,10 @@ impl Writer {
         })?;
         let started_at = encode::local_time(&self.conn, started)?;
         let ended_at = encode::local_time(&self.conn, SystemTime::now())?;
+        let statement = if self.run_row { END_RUN } else { INSERT_RUN };
         self.conn
             .execute(
-                INSERT_RUN,
+                statement,
                 params![self.sync_id, started_at, ended_at, stored],
             )
             .context("cannot write the sync run to the c1z database")?;
@@ -464,6 +755,15 @@ impl Writer {
             .execute_batch("COMMIT")
             .context("cannot commit the sync")?;
         tracing::debug!(ms = clock.elapsed().as_millis() as u64, "c1z committed");
+        // Readers open the database with the default rollback journal; a
+        // file packed in WAL mode would need a `-wal` beside it. Switched
+        // before the compact copy, which takes the mode in its header.
+        let mode: String =
+            self.conn
+                .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("delete") {
+            bail!("cannot switch the database to journal_mode=DELETE (got {mode})");
+        }
 
         // Deleted syncs leave free pages; without a vacuum the file never
         // shrinks. VACUUM INTO writes the compact copy in our directory
@@ -486,14 +786,6 @@ impl Writer {
             }
             _ => db,
         };
-        // Readers open the database with the default rollback journal; a
-        // file packed in WAL mode would need a `-wal` beside it.
-        let mode: String =
-            self.conn
-                .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("delete") {
-            bail!("cannot switch the database to journal_mode=DELETE (got {mode})");
-        }
         let Writer {
             conn,
             sync_id,
