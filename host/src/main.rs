@@ -284,6 +284,10 @@ fn main() -> ExitCode {
     let mut secrets = Secrets::default();
     let log_format = cli.log_format;
     let mut signalled = None;
+    let sync_target = match &cli.command {
+        Command::Sync { file, .. } => Some(file.clone()),
+        _ => None,
+    };
     let outcome = rt.block_on(async {
         tokio::select! {
             r = run(cli, &mut secrets) => r,
@@ -298,6 +302,16 @@ fn main() -> ExitCode {
     // The runtime may hold a component mid-call; don't wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));
     inspect::clean_up();
+    // A sync stopped by a signal may have committed progress: say so.
+    let outcome = match (outcome, &sync_target) {
+        (Err(_), Some(file)) if signalled.is_some() && c1z::partial_dir(file).exists() => {
+            Err(anyhow::anyhow!(
+                "interrupted: stopped before finishing; any previous output file is untouched, and the sync's progress is kept: the next sync to {} continues it (--fresh starts over)",
+                file.display()
+            ))
+        }
+        (outcome, _) => outcome,
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

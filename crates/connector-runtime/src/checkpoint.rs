@@ -49,6 +49,8 @@ pub struct Checkpoint {
     pub types: Vec<String>,
     /// How many of them are fully listed.
     pub done: usize,
+    /// The page of the listing under way that gave `pending`.
+    pub page: Next,
     /// The next page of the listing under way.
     pub next: Next,
     /// Resources of the current type listed so far.
@@ -98,6 +100,7 @@ impl Checkpoint {
             started_at,
             types,
             done: 0,
+            page: Next::Start,
             next: Next::Start,
             listed: 0,
             listing_pages: 0,
@@ -147,6 +150,7 @@ impl Checkpoint {
 
     /// The state at the start of the current type's listing.
     pub(crate) fn enter_listing(&mut self) {
+        self.page = Next::Start;
         self.next = Next::Start;
         self.listed = 0;
         self.listing_pages = 0;

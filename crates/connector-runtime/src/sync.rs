@@ -112,6 +112,7 @@ async fn drive(
     mut sink: Box<dyn SyncSink>,
 ) -> anyhow::Result<Finished> {
     let saved = sink.resumed().map(Checkpoint::parse).transpose()?;
+    let resuming = saved.is_some();
     let mut d = Driver {
         conn,
         policy,
@@ -173,18 +174,31 @@ async fn drive(
     // process (a connector may return one on several pages).
     let mut pending_seen: HashSet<ResourceId> = HashSet::new();
     let mut asked_one_by_one = 0u64;
+    let mut refetch = resuming && cp.pending.len() > cp.entitlements_done.min(cp.grants_done);
     while let Some(t) = types.get(cp.done) {
         let rt = &t.resource_type.id;
         let what = || format!("listing {rt} resources");
         let mut pager = Pager::new(&what);
         pager.pages = cp.listing_pages;
         loop {
-            // The last page's resources still to ask about, each for its
-            // entitlements and grants.
-            asked_one_by_one +=
-                (cp.pending.len() - cp.entitlements_done.min(cp.grants_done)) as u64;
-            d.drain(t, &mut cp, sink.as_mut()).await?;
-            let token = match &cp.next {
+            // Continuing a sync stopped while it asked about a page's
+            // resources one by one: that page is listed again first. A
+            // connector may answer those questions from what the page left
+            // in the instance (Ironclad's group members), which a new
+            // instance lacks; listing the page again costs one request
+            // where asking without it could cost one per resource.
+            let again = std::mem::take(&mut refetch);
+            let at = if again {
+                cp.page.clone()
+            } else {
+                // The last page's resources still to ask about, each for
+                // its entitlements and grants.
+                asked_one_by_one +=
+                    (cp.pending.len() - cp.entitlements_done.min(cp.grants_done)) as u64;
+                d.drain(t, &mut cp, sink.as_mut()).await?;
+                cp.next.clone()
+            };
+            let token = match &at {
                 Next::End => break,
                 Next::Start => None,
                 Next::Token(s) => Some(s.clone()),
@@ -212,7 +226,9 @@ async fn drive(
                     r.id.resource_type
                 );
             }
-            cp.listed += page.items.len() as u64;
+            if !again {
+                cp.listed += page.items.len() as u64;
+            }
             pager.count(&d.tally)?;
             cp.listing_pages = pager.pages;
             let (n, bytes) = measure(&page.items);
@@ -223,9 +239,10 @@ async fn drive(
                 let (n, bytes) = measure(&inc.grants);
                 d.tally.add(n, bytes)?;
             }
+            let mut asked = Vec::new();
             let mut ask = |id: ResourceId| {
                 if (t.has_entitlements || t.has_grants) && pending_seen.insert(id.clone()) {
-                    cp.pending.push(id);
+                    asked.push(id);
                 }
             };
             match page.included {
@@ -244,6 +261,15 @@ async fn drive(
                     sink.resources(page.items)?;
                 }
             }
+            // The same resources to ask about as before the restart: those
+            // done stay done. Otherwise (the page changed meanwhile) all
+            // are asked about, and what comes twice counts once.
+            if !(again && asked == cp.pending) {
+                cp.pending = asked;
+                cp.entitlements_done = 0;
+                cp.grants_done = 0;
+            }
+            cp.page = at;
             cp.next = match pager.advance(next)? {
                 true => Next::Token(pager.token.clone().unwrap_or_default()),
                 false => Next::End,
