@@ -78,6 +78,9 @@ pub enum StartOver {
     /// The target file changed since it started (another sync wrote it).
     #[error("{} changed since the unfinished sync started", .0.display())]
     TargetChanged(PathBuf),
+    /// The machine restarted since and the database did not check out.
+    #[error("the machine restarted since the unfinished sync stopped, and its database did not survive ({0})")]
+    Damaged(String),
     /// Its files could not be read back.
     #[error("the unfinished sync's files are unreadable ({0})")]
     Unreadable(String),
@@ -106,6 +109,9 @@ pub(super) struct Saved {
     pub target: Option<Stamp>,
     /// Seconds since the epoch when the sync started.
     pub started_unix: u64,
+    /// The OS's boot id at the last checkpoint, where it has one.
+    #[serde(default)]
+    pub boot: Option<String>,
     /// `discovered_at` of every row of the sync.
     pub discovered_at: String,
     pub counts: Counts,
@@ -330,6 +336,34 @@ pub(super) fn unfinished(conn: &Connection) -> anyhow::Result<Option<(String, Sa
     Ok(Some((sync_id, saved)))
 }
 
+/// The id of the running OS's boot (Linux), which changes at every boot.
+pub(super) fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty() && id.len() <= 64).then(|| id.to_string())
+}
+
+/// `Ok` when the partial database is as its last checkpoint left it: the
+/// same boot (a killed process loses nothing committed), or another boot
+/// and SQLite's structural check passes (the writer does not fsync, so a
+/// machine that crashed may have lost some of its writes).
+pub(super) fn survived_reboot(conn: &Connection, saved: &Saved) -> Result<(), StartOver> {
+    if saved.boot.is_some() && saved.boot == boot_id() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let verdict: Result<String, _> = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0));
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "the unfinished sync's database was checked after a restart of the machine"
+    );
+    match verdict {
+        Ok(v) if v == "ok" => Ok(()),
+        Ok(v) => Err(StartOver::Damaged(super::limits::shown(&v))),
+        Err(e) => Err(StartOver::Damaged(e.to_string())),
+    }
+}
+
 /// Whether `saved` may be continued under `policy` for `target`.
 pub(super) fn judge(
     saved: &Saved,
@@ -410,6 +444,7 @@ mod tests {
             origin: origin.into(),
             target,
             started_unix,
+            boot: boot_id(),
             discovered_at: String::new(),
             counts: Counts::default(),
             driver: String::new(),

@@ -662,3 +662,32 @@ fn a_sync_stopped_before_any_checkpoint_leaves_nothing() {
     drop(sink);
     assert_eq!(entries(dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn after_another_boot_a_partial_sync_is_checked_and_continued_when_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let doc = sample(&["u1", "u2"], &[]);
+    {
+        let (mut sink, _) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+        sink.begin(&doc.connector, &doc.resource_types).unwrap();
+        sink.resources(doc.resources[..1].to_vec()).unwrap();
+        sink.checkpoint("x").unwrap();
+    }
+    // As if the machine had restarted since: another boot id saved.
+    let db = partial_dir(&path).join("sync.db");
+    let conn = Connection::open(&db).unwrap();
+    let token: String = conn
+        .query_row("SELECT sync_token FROM v1_sync_runs", [], |r| r.get(0))
+        .unwrap();
+    let mut saved: serde_json::Value = serde_json::from_str(&token).unwrap();
+    saved["boot"] = "another-boot".into();
+    conn.execute(
+        "UPDATE v1_sync_runs SET sync_token = ?1",
+        [saved.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+    let (_sink, start) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+    assert!(matches!(start, Start::Resumed(_)), "{start:?}");
+}
