@@ -93,9 +93,13 @@ pub fn list_resources(
             ahead::forget();
         }
         // A full page with a total known: the next pages start where offset paging puts them, so
-        // they are asked for now, while the host works on this one.
+        // they are asked for now, while the host works on this one. Not past a page that leaves
+        // groups pending: the host asks about each before it wants the next page, which is then
+        // one round trip among many calls, and a page fetched that early is the one lost if the
+        // sync stops meanwhile (a resumed sync asks for it again).
         let first_total = position.first_total.or(total_results);
-        if let (Some(total), true) = (first_total, len == PAGE_SIZE as usize) {
+        let pending = listed.included.as_ref().is_some_and(|i| !i.pending.is_empty());
+        if let (Some(total), true, false) = (first_total, len == PAGE_SIZE as usize, pending) {
             let listing = if kind == USER {
                 Listing::Users
             } else {
