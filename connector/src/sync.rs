@@ -98,7 +98,10 @@ pub fn list_resources(
         // one round trip among many calls, and a page fetched that early is the one lost if the
         // sync stops meanwhile (a resumed sync asks for it again).
         let first_total = position.first_total.or(total_results);
-        let pending = listed.included.as_ref().is_some_and(|i| !i.pending.is_empty());
+        let pending = listed
+            .included
+            .as_ref()
+            .is_some_and(|i| !i.pending.is_empty());
         if let (Some(total), true, false) = (first_total, len == PAGE_SIZE as usize, pending) {
             let listing = if kind == USER {
                 Listing::Users

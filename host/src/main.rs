@@ -584,6 +584,16 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             let sink = match c1z::OutputFormat::for_path(&file) {
                 c1z::OutputFormat::Json => sync_store::json::sink(&file)?,
                 c1z::OutputFormat::C1z => {
+                    // A run killed while it wrote the file had finished
+                    // the sync: writing it is all that was left.
+                    if let Some(done) = c1z::write_finished(&file, c1z_limits.clone())? {
+                        tracing::info!(
+                            "resuming sync {} from the end of its listings: it had finished, and is written now",
+                            done.sync_id.as_deref().unwrap_or("")
+                        );
+                        print_summary(&meta, &done, &file, started.elapsed(), Duration::ZERO, true);
+                        return Ok(());
+                    }
                     let resume = c1z::ResumePolicy {
                         fresh,
                         max_age: resume_max_age,

@@ -38,6 +38,13 @@ pub struct Faults {
     /// `GET /Users` page after the first, one early user is deleted and two
     /// are created, so offsets shift and `totalResults` grows.
     pub churn: bool,
+    /// `GET /Users` pages are answered as if the tenant had churned (one
+    /// early user deleted, two made) once per page before the one asked,
+    /// computed per request from `startIndex` and `count` alone: the real
+    /// tenant never changes, so the same page always gets the same answer
+    /// (see `page_churn`). Composes with `TotalTooHigh`/`TotalTooLow`, which
+    /// then lie about the churned total.
+    pub page_churn: bool,
     /// Every `POST /Users` and `PATCH /Users/{id}` (once authorised) answers
     /// 400 with a SCIM error whose `detail` quotes the request body as
     /// received: whatever secret the body carried comes back JSON-escaped.
@@ -81,6 +88,7 @@ impl Default for Faults {
             patch_returns_204: false,
             hostile: None,
             churn: false,
+            page_churn: false,
             echo_body_in_errors: false,
             endless_pages: false,
         }

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 use crate::{Faults, SimConfig, Simulator, TenantSpec};
 
+mod page_churn;
+
 struct Resp {
     status: u16,
     headers: Vec<(String, String)>,

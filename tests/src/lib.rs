@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 pub mod hostile_names;
 mod oauth;
+mod page_churn;
 mod password;
 mod scim;
 mod server;

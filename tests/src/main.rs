@@ -68,6 +68,12 @@ struct Args {
     /// past the real tenant, and totalResults stays the tenant's real size.
     #[arg(long)]
     endless_pages: bool,
+
+    /// GET /Users pages answer as if the tenant had churned (one early user
+    /// deleted, two made) once per page before the one asked; the tenant
+    /// itself never changes, so a page asked again gets the same answer.
+    #[arg(long)]
+    page_churn: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             patch_returns_204: args.patch_returns_204,
             hostile: None,
             churn: false,
+            page_churn: args.page_churn,
             echo_body_in_errors: args.echo_body_in_errors,
             endless_pages: args.endless_pages,
         },

@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 use crate::endless;
 use crate::errors::{scim_error, scim_json};
 use crate::oauth::{self, AsUserError};
+use crate::page_churn;
 use crate::password::{check_password, PASSWORD_RULE};
 use crate::server::Shared;
 use crate::tenant::{Group, Membership, NewUser, User};
@@ -477,7 +478,8 @@ async fn list_users(
     let q = parse_list_query(raw.as_deref())?;
     let state = sh.read();
     let base = sh.base_url.as_str();
-    if q.filter.is_none() && sh.faults().endless_pages {
+    let faults = sh.faults();
+    if q.filter.is_none() && faults.endless_pages {
         let users = state.users();
         let (start, positions) = endless::page(q.start_index, q.count);
         let made = endless::users(&positions, users.len());
@@ -485,6 +487,17 @@ async fn list_users(
             .map(|u| render_user(u, base, &q.excluded))
             .collect();
         return Ok(list_response(users.len(), start, docs));
+    }
+    // A lookup by userName sees the real tenant: only the listing churns.
+    if q.filter.is_none() && faults.page_churn {
+        let view = page_churn::View::new(state.users(), page_churn::steps(q.start_index, q.count));
+        let (start, positions) = page(view.len(), q.start_index, q.count);
+        let users = view.entries(positions);
+        let docs = users
+            .iter()
+            .map(|u| render_user(u, base, &q.excluded))
+            .collect();
+        return Ok(list_response(view.len(), start, docs));
     }
     let (total, start, resources) = match &q.filter {
         None => {

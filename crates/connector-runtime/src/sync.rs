@@ -69,10 +69,10 @@ struct Driver<'a> {
     saved: Instant,
 }
 
-/// How much of the one-by-one asking a killed sync may have to do again,
-/// at most: a checkpoint follows every page of resources, and in between
-/// one at least this often.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often, at most, the position is handed to the sink while resources
+/// are asked about one by one (after every page of resources it always
+/// is); the sink decides which positions it commits.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs a full sync of `conn` into `sink` under the default [`SyncCaps`]
 /// and finishes the sink: the output is written only when every page came

@@ -59,7 +59,18 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let dir = parent_dir(path);
+    write_atomically_via(path, parent_dir(path), write)
+}
+
+/// [`write_atomically`] with the temp file in `dir`, which must be on the
+/// target's filesystem: a process killed while it writes leaves the temp
+/// file there (a resumable sync's partial directory, cleared with it)
+/// rather than beside the target.
+pub(crate) fn write_atomically_via(
+    path: &Path,
+    dir: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut b = tempfile::Builder::new();
     b.prefix(".connector-host-").suffix(".tmp");
     // tempfile's default too, but said here: the output is renamed into

@@ -90,6 +90,20 @@ pub fn resumable_sink(
     Ok((Box::new(sink), start))
 }
 
+/// Writes over `path` a sync that a killed process had finished but not
+/// yet written (it stopped while packing the file), and says what was
+/// written; `None` when there is none. Call it before [`resumable_sink`]:
+/// the sync is then done, and a new one would start from scratch.
+pub fn write_finished(path: &Path, limits: Limits) -> anyhow::Result<Option<crate::Finished>> {
+    writer::write_finished(
+        path,
+        &writer::Options {
+            limits,
+            ..writer::Options::default()
+        },
+    )
+}
+
 /// The c1z file's first five bytes, `C1ZF\0`.
 pub const MAGIC: &[u8; 5] = b"C1ZF\0";
 const MAGIC_V3: &[u8; 5] = b"C1Z3\0";
@@ -265,11 +279,16 @@ fn unpack_capped(src: &Path, dst: &Path, cap: u64) -> anyhow::Result<()> {
 /// Packs the SQLite file `db` into a c1z at `target`, atomically: a temp
 /// file beside the target, flushed, then renamed over it.
 pub fn pack(db: &Path, target: &Path) -> anyhow::Result<()> {
+    pack_via(db, target, None)
+}
+
+/// [`pack`] with the temp file in `tmp_dir` (beside the target if `None`).
+fn pack_via(db: &Path, target: &Path, tmp_dir: Option<&Path>) -> anyhow::Result<()> {
     let size = std::fs::metadata(db)
         .with_context(|| format!("cannot read {}", db.display()))?
         .len();
     let mut src = File::open(db).with_context(|| format!("cannot read {}", db.display()))?;
-    crate::atomic::write_atomically(target, |w| {
+    let write = |w: &mut dyn Write| {
         w.write_all(MAGIC)?;
         let mut enc = zstd::stream::write::Encoder::new(w, LEVEL).context("cannot start zstd")?;
         // The size in the frame header lets readers (and `zstd -l`) size
@@ -301,7 +320,11 @@ pub fn pack(db: &Path, target: &Path) -> anyhow::Result<()> {
         }
         enc.finish().context("cannot finish the zstd stream")?;
         Ok(())
-    })
+    };
+    match tmp_dir {
+        Some(dir) => crate::atomic::write_atomically_via(target, dir, write),
+        None => crate::atomic::write_atomically(target, write),
+    }
 }
 
 /// A KSUID (what the SDK names syncs with): 4 bytes of seconds since

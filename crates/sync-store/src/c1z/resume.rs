@@ -109,6 +109,9 @@ pub(super) struct Saved {
     pub target: Option<Stamp>,
     /// Seconds since the epoch when the sync started.
     pub started_unix: u64,
+    /// Syncs of the target dropped from the copy when the sync started.
+    #[serde(default)]
+    pub dropped: usize,
     /// The OS's boot id at the last checkpoint, where it has one.
     #[serde(default)]
     pub boot: Option<String>,
@@ -220,21 +223,24 @@ impl Partial {
         self.dir.join("sync.db")
     }
 
-    /// Removes the database and its WAL, keeping the (locked) directory.
+    /// Removes everything but the lock (the database, its WAL or journal,
+    /// a compact copy, a temp file of the output), keeping the (locked)
+    /// directory.
     pub fn clear(&self) -> anyhow::Result<()> {
-        for name in [
-            "sync.db",
-            "sync.db-wal",
-            "sync.db-shm",
-            "sync.db-journal",
-            "compact.db",
-        ] {
-            let p = self.dir.join(name);
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", p.display())),
+        let entries = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot read {}", self.dir.display()))?;
+        for entry in entries {
+            let p = entry
+                .with_context(|| format!("cannot read {}", self.dir.display()))?
+                .path();
+            if p.file_name().is_some_and(|n| n == "lock") {
+                continue;
             }
+            let removed = match p.is_dir() {
+                true => std::fs::remove_dir_all(&p),
+                false => std::fs::remove_file(&p),
+            };
+            removed.with_context(|| format!("cannot remove {}", p.display()))?;
         }
         Ok(())
     }
@@ -246,6 +252,48 @@ impl Partial {
             tracing::warn!("cannot remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// The marker of a finished database not yet packed over the target.
+const FINISHED: &str = "finished";
+
+/// Marks the partial directory `dir` as holding the finished sync
+/// `sync_id` in the database `db` (inside it), before it is packed.
+pub(super) fn mark_finished(dir: &Path, sync_id: &str, db: &Path) -> anyhow::Result<()> {
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join(FINISHED);
+    let mut f = crate::atomic::create_private(&path)?;
+    std::io::Write::write_all(&mut f, format!("{sync_id}\n{name}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The finished sync a killed process left in `target`'s partial directory
+/// without writing it: the directory (locked), its sync id and database.
+pub(super) fn finished(target: &Path) -> anyhow::Result<Option<(Partial, String, PathBuf)>> {
+    if !partial_dir(target).is_dir() {
+        return Ok(None);
+    }
+    let Some(partial) = Partial::try_lock(target)? else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(partial.dir.join(FINISHED)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot read the finished sync's marker"),
+    };
+    let mut lines = text.lines();
+    let (Some(sync_id), Some(name)) = (lines.next(), lines.next()) else {
+        return Ok(None);
+    };
+    // Only the two names the writer packs from, inside the directory.
+    if name != "sync.db" && name != "compact.db" {
+        return Ok(None);
+    }
+    let db = partial.dir.join(name);
+    Ok(Some((partial, sync_id.to_string(), db)))
 }
 
 /// An unfinished sync to a target, as `inspect` shows it.
@@ -444,6 +492,7 @@ mod tests {
             origin: origin.into(),
             target,
             started_unix,
+            dropped: 0,
             boot: boot_id(),
             discovered_at: String::new(),
             counts: Counts::default(),

@@ -691,3 +691,57 @@ fn after_another_boot_a_partial_sync_is_checked_and_continued_when_whole() {
     let (_sink, start) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
     assert!(matches!(start, Start::Resumed(_)), "{start:?}");
 }
+
+#[test]
+fn a_resumable_sync_keeps_the_two_newest_previous_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let mut ids = Vec::new();
+    for (i, user) in ["u1", "u2", "u3", "u4"].into_iter().enumerate() {
+        let doc = sample(&[user], &[]);
+        let (mut sink, _) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+        feed(sink.as_mut(), &doc, 1).unwrap();
+        sink.checkpoint("x").unwrap();
+        let f = sink.finish(run_stats(&doc)).unwrap();
+        assert_eq!((f.kept, f.dropped), (i.min(2), usize::from(i == 3)));
+        ids.push(f.sync_id.unwrap());
+    }
+    let file = C1z::open(&path).unwrap();
+    let left: Vec<String> = file
+        .finished()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sync_id)
+        .collect();
+    assert_eq!(left, [ids[3].clone(), ids[2].clone(), ids[1].clone()]);
+    assert_eq!(entries(dir.path()), ["s.c1z"]);
+}
+
+#[test]
+fn a_sync_finished_but_not_written_is_written_by_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let doc = sample(&["u1", "u2"], &["u1"]);
+    let (mut sink, _) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+    feed(sink.as_mut(), &doc, 1).unwrap();
+    let f = sink.finish(run_stats(&doc)).unwrap();
+    assert!(write_finished(&path, Limits::default()).unwrap().is_none());
+
+    // As if killed after the database was finished, before the rename:
+    // the finished database and its marker in the partial directory.
+    let partial = partial_dir(&path);
+    std::fs::create_dir(&partial).unwrap();
+    unpack(&path, &partial.join("sync.db")).unwrap();
+    let id = f.sync_id.clone().unwrap();
+    std::fs::write(partial.join("finished"), format!("{id}\nsync.db\n")).unwrap();
+    std::fs::remove_file(&path).unwrap();
+
+    let done = write_finished(&path, Limits::default()).unwrap().unwrap();
+    assert_eq!(done.sync_id, f.sync_id);
+    assert_eq!(done.stats.grants, 1);
+    assert_eq!(entries(dir.path()), ["s.c1z"], "the partial directory goes");
+    let file = C1z::open(&path).unwrap();
+    let latest = file.finished().unwrap()[0].clone();
+    assert_eq!(latest.sync_id, id);
+    assert_eq!(file.load(&latest).unwrap().grants, doc.grants);
+}
