@@ -92,24 +92,15 @@ pub fn list_resources(
         if at.restart {
             ahead::forget();
         }
-        // A full page with a total known: the next pages start where offset paging puts them, so
-        // they are asked for now, while the host works on this one. Not past a page that leaves
-        // groups pending: the host asks about each before it wants the next page, which is then
-        // one round trip among many calls, and a page fetched that early is the one lost if the
-        // sync stops meanwhile (a resumed sync asks for it again).
+        // A full page of users with a total known: the next pages start where offset paging puts
+        // them, so they are asked for now, while the host works on this one. Not for groups: the
+        // host asks about a page's pending groups one by one before it wants the next page, so
+        // that page's round trip is one among many calls, and a page asked for that early is the
+        // one lost if the sync stops meanwhile (a resumed sync asks for it again).
         let first_total = position.first_total.or(total_results);
-        let pending = listed
-            .included
-            .as_ref()
-            .is_some_and(|i| !i.pending.is_empty());
-        if let (Some(total), true, false) = (first_total, len == PAGE_SIZE as usize, pending) {
-            let listing = if kind == USER {
-                Listing::Users
-            } else {
-                Listing::Groups
-            };
+        if let (Some(total), true, true) = (first_total, len == PAGE_SIZE as usize, kind == USER) {
             ic.send_ahead(
-                listing,
+                Listing::Users,
                 &ahead::following(at.start, u64::from(PAGE_SIZE), total),
             );
         }

@@ -533,6 +533,13 @@ fn kill_part_way(cmd: &SyncCmd<'_>, sim: &Simulator, out: &Path, logs: &Path) ->
 
 /// The line saying the sync starts over, which must give `why`.
 #[track_caller]
+/// The slow tenant's sync, whole: every user and every membership.
+fn assert_whole(out: &Path, sim: &Simulator) {
+    let stats = inspect(out, "stats");
+    assert_eq!(stats["resources"]["user"], 6_000);
+    assert_eq!(stats["grants"], sim.tenant().memberships());
+}
+
 fn assert_starts_over(stderr: &str, why: &str) {
     let line = stderr
         .lines()
@@ -614,9 +621,7 @@ fn a_killed_sync_keeps_the_previous_file_shows_as_unfinished_and_is_continued() 
         "{syncs}"
     );
     assert_eq!(syncs[0]["sync_id"], id, "the continued sync kept its id");
-    let stats = inspect(&out, "stats");
-    assert_eq!(stats["resources"]["user"], 6_000);
-    assert_eq!(stats["grants"], sim.tenant().memberships());
+    assert_whole(&out, &sim);
 }
 
 #[test]
@@ -678,9 +683,7 @@ fn a_sync_starts_over_when_asked_when_too_old_or_under_another_component_or_conf
         ended.run.stderr
     );
     assert_eq!(beside(&out), ["out.c1z"], "nothing else is left");
-    let stats = inspect(&out, "stats");
-    assert_eq!(stats["resources"]["user"], 6_000);
-    assert_eq!(stats["grants"], sim.tenant().memberships());
+    assert_whole(&out, &sim);
 }
 
 /// Kills at moments spread over the end of a sync, once its listings are

@@ -305,15 +305,19 @@ fn set_journal(conn: &Connection, journal: Journal) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills `db` (which must not exist) with the target's syncs, or creates
-/// it empty and private; true when it holds syncs from disk.
-fn seed(db: &Path, target: &Path, existed: bool, opts: &Options) -> anyhow::Result<()> {
-    if existed {
-        unpack_capped(target, db, opts.limits.max_decoded_bytes)
+/// Fills `db` (which must not exist) with the target's syncs when it
+/// `existed`, or creates it empty and private, and opens it without a
+/// journal, its schema checked.
+fn copy(db: &Path, target: &Path, existed: bool, opts: &Options) -> anyhow::Result<Connection> {
+    let check = if existed {
+        unpack_capped(target, db, opts.limits.max_decoded_bytes)?;
+        Check::File(target)
     } else {
         // SQLite would create it 0644 less the umask.
-        crate::atomic::create_private(db).map(drop)
-    }
+        crate::atomic::create_private(db)?;
+        Check::None
+    };
+    open_db(db, check, !existed, Journal::Off, opts)
 }
 
 impl Store {
@@ -321,13 +325,7 @@ impl Store {
         let existed = existing(target)?;
         let work = crate::atomic::work_dir(target)?;
         let db = work.path().join("sync.db");
-        seed(&db, target, existed, opts)?;
-        let check = if existed {
-            Check::File(target)
-        } else {
-            Check::None
-        };
-        let conn = open_db(&db, check, !existed, Journal::Off, opts)?;
+        let conn = copy(&db, target, existed, opts)?;
         Ok(Store {
             work: Work::Temp(work),
             db,
@@ -398,15 +396,9 @@ impl Store {
         // Before the copy: a target replaced while the copy is made is
         // then seen as changed by the next resume.
         let stamp = Stamp::of(target)?;
-        seed(&db, target, existed, opts)?;
-        let check = if existed {
-            Check::File(target)
-        } else {
-            Check::None
-        };
         // The copy needs no journal until its first commit: a kill before
         // that leaves no unfinished sync to continue, whatever the file.
-        let conn = open_db(&db, check, !existed, Journal::Off, opts)?;
+        let conn = copy(&db, target, existed, opts)?;
         // The target's syncs beyond the two newest finished ones go now,
         // so the new sync's rows take their pages and nothing needs
         // deleting (journaled, since the sync can be continued) or
