@@ -10,7 +10,7 @@ BENCH_GROUPS      ?= 5000
 BENCH_MEMBERSHIPS ?= 500000
 BENCH_LATENCY_MS  ?= 0
 
-.PHONY: all setup component fixtures build test lint demo bench fuzz clean example wasmtime-cli wasmtime-smoke
+.PHONY: bench-resume all setup component fixtures build test lint demo bench fuzz clean example wasmtime-cli wasmtime-smoke
 
 all: build
 
@@ -61,6 +61,11 @@ demo: build
 bench: build
 	$(CARGO) build --release -p sync-store --example write_bench
 	bash scripts/bench.sh $(BENCH_USERS) $(BENCH_GROUPS) $(BENCH_MEMBERSHIPS) $(BENCH_LATENCY_MS)
+
+# Only the resume measurement of `bench`: the first tenant synced once, and
+# once killed with SIGKILL at half that time and resumed.
+bench-resume: build
+	BENCH_ONLY=resume bash scripts/bench.sh $(BENCH_USERS) $(BENCH_GROUPS) $(BENCH_MEMBERSHIPS) $(BENCH_LATENCY_MS)
 
 # Fuzzes the connector's response parsing (connector/fuzz, target parse_responses) for
 # FUZZ_SECONDS; not part of `test`. Runs on stable Rust: with no sanitizer cargo-fuzz needs no

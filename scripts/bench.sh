@@ -81,6 +81,10 @@ print("BENCH " + json.dumps({"resume": {**res, "uninterrupted_wall_s": ref["wall
 PY
 }
 
+if [ "${BENCH_ONLY:-}" = resume ]; then   # make bench-resume
+  bench_resume "$users" "$groups" "$memberships"
+  exit 0
+fi
 bench_tenant "$users" "$groups" "$memberships"
 bench_resume "$users" "$groups" "$memberships"
 bench_tenant $((users * scale)) $((groups * scale)) $((memberships * scale))
