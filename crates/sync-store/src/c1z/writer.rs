@@ -369,22 +369,14 @@ impl Store {
                                 rows: saved.rows(),
                                 started: UNIX_EPOCH + Duration::from_secs(saved.started_unix),
                             };
-                            return Ok((
-                                Store {
-                                    work: Work::Partial(partial),
-                                    db,
-                                    conn,
-                                    target: target.to_path_buf(),
-                                    cache_entries: opts.cache_entries,
-                                    resumable: Some(Resumable {
-                                        origin: policy.origin.clone(),
-                                        target: saved.target,
-                                        dropped: saved.dropped,
-                                        continued: Some((sync_id, saved)),
-                                    }),
-                                },
-                                Start::Resumed(resumed),
-                            ));
+                            let resumable = Resumable {
+                                origin: policy.origin.clone(),
+                                target: saved.target,
+                                dropped: saved.dropped,
+                                continued: Some((sync_id, saved)),
+                            };
+                            let store = Store::partial(partial, db, conn, target, opts, resumable);
+                            return Ok((store, Start::Resumed(resumed)));
                         }
                         Some(why) => start = Start::StartedOver(why),
                     }
@@ -410,22 +402,33 @@ impl Store {
             false => 0,
         };
         set_journal(&conn, Journal::Wal)?;
-        Ok((
-            Store {
-                work: Work::Partial(partial),
-                db,
-                conn,
-                target: target.to_path_buf(),
-                cache_entries: opts.cache_entries,
-                resumable: Some(Resumable {
-                    origin: policy.origin.clone(),
-                    target: stamp,
-                    continued: None,
-                    dropped,
-                }),
-            },
-            start,
-        ))
+        let resumable = Resumable {
+            origin: policy.origin.clone(),
+            target: stamp,
+            continued: None,
+            dropped,
+        };
+        let store = Store::partial(partial, db, conn, target, opts, resumable);
+        Ok((store, start))
+    }
+
+    /// A store in the target's partial directory.
+    fn partial(
+        partial: Partial,
+        db: PathBuf,
+        conn: Connection,
+        target: &Path,
+        opts: &Options,
+        resumable: Resumable,
+    ) -> Store {
+        Store {
+            work: Work::Partial(partial),
+            db,
+            conn,
+            target: target.to_path_buf(),
+            cache_entries: opts.cache_entries,
+            resumable: Some(resumable),
+        }
     }
 
     /// The temp database, for the tests.
