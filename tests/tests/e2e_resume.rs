@@ -531,8 +531,6 @@ fn kill_part_way(cmd: &SyncCmd<'_>, sim: &Simulator, out: &Path, logs: &Path) ->
     panic!("inspect syncs shows no unfinished sync after three kills part way:\n{shown}");
 }
 
-/// The line saying the sync starts over, which must give `why`.
-#[track_caller]
 /// The slow tenant's sync, whole: every user and every membership.
 fn assert_whole(out: &Path, sim: &Simulator) {
     let stats = inspect(out, "stats");
@@ -540,6 +538,8 @@ fn assert_whole(out: &Path, sim: &Simulator) {
     assert_eq!(stats["grants"], sim.tenant().memberships());
 }
 
+/// The line saying the sync starts over, which must give `why`.
+#[track_caller]
 fn assert_starts_over(stderr: &str, why: &str) {
     let line = stderr
         .lines()
@@ -745,4 +745,42 @@ fn kills_while_the_file_is_written_keep_the_previous_file_and_leave_nothing_behi
         "nothing else is left beside the output"
     );
     assert_eq!(inspect(&out, "stats")["resources"]["user"], 6_000);
+}
+
+/// SIGTERM part way: the host stops with 143 and says the progress is
+/// kept (the writer commits the last position it was handed before the
+/// process exits), and the next sync continues it to a whole file.
+#[test]
+fn a_sync_stopped_by_sigterm_keeps_its_progress_and_is_continued() {
+    let sim = slow_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.c1z");
+    let cmd = SyncCmd::default();
+    let before = user_pages(&sim);
+    let mut sync = cmd.start(&sim, &out, logs.path());
+    sync.wait_for_user_pages(&sim, before, 6);
+    let status = Command::new("kill")
+        .args(["-TERM", &sync.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = sync.wait();
+    assert_eq!(ended.run.code, Some(143), "{}", ended.run.stderr);
+    assert!(
+        ended.run.stderr.contains("the sync's progress is kept"),
+        "{}",
+        ended.run.stderr
+    );
+    assert!(!out.exists(), "no file from a stopped sync");
+
+    let next = cmd.start(&sim, &out, logs.path()).wait();
+    next.run.assert_ok();
+    assert!(
+        next.run.stderr.contains("resuming sync"),
+        "{}",
+        next.run.stderr
+    );
+    assert_eq!(beside(&out), ["out.c1z"]);
+    assert_whole(&out, &sim);
 }
