@@ -142,8 +142,7 @@ fn render_syncs_with_pending(
             "unfinished: a sync to this file is running now".to_string(),
         ),
         c1z::Pending::Stopped(u) => {
-            let at = connector_runtime::checkpoint::Checkpoint::parse(&u.state)
-                .map_or_else(|_| "its last checkpoint".into(), |cp| cp.describe());
+            let at = connector_runtime::checkpoint::describe_state(&u.state);
             (
                 json!({
                     "sync_id": u.sync_id, "sync_type": "full", "started_at": u.started_at,

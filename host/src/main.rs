@@ -647,10 +647,7 @@ fn say_start(start: &c1z::Start) {
     let line = match start {
         c1z::Start::New => return,
         c1z::Start::Resumed(r) => {
-            let at = match connector_runtime::checkpoint::Checkpoint::parse(&r.state) {
-                Ok(cp) => cp.describe(),
-                Err(_) => "its last checkpoint".into(),
-            };
+            let at = connector_runtime::checkpoint::describe_state(&r.state);
             format!(
                 "resuming sync {} from {at}, {} rows kept",
                 r.sync_id, r.rows

@@ -160,6 +160,12 @@ impl Checkpoint {
         self.grants_done = 0;
     }
 
+    /// Resources of `pending` still to ask about (for their entitlements,
+    /// their grants, or both).
+    pub fn left(&self) -> usize {
+        self.pending.len() - self.entitlements_done.min(self.grants_done)
+    }
+
     /// Where the sync stands, in a few words for a person (type ids are
     /// the component's words: escape before showing).
     pub fn describe(&self) -> String {
@@ -167,12 +173,18 @@ impl Checkpoint {
             return "the end of its listings".into();
         };
         let mut s = format!("{t} resources, {} listed", self.listed);
-        let left = self.pending.len() - self.entitlements_done.min(self.grants_done);
+        let left = self.left();
         if left > 0 {
             s += &format!(", {left} to ask about");
         }
         s
     }
+}
+
+/// [`Checkpoint::describe`] of a saved state, or a stand-in when it does
+/// not parse.
+pub fn describe_state(text: &str) -> String {
+    Checkpoint::parse(text).map_or_else(|_| "its last checkpoint".into(), |cp| cp.describe())
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ async fn drive(
     // process (a connector may return one on several pages).
     let mut pending_seen: HashSet<ResourceId> = HashSet::new();
     let mut asked_one_by_one = 0u64;
-    let mut refetch = resuming && cp.pending.len() > cp.entitlements_done.min(cp.grants_done);
+    let mut refetch = resuming && cp.left() > 0;
     while let Some(t) = types.get(cp.done) {
         let rt = &t.resource_type.id;
         let what = || format!("listing {rt} resources");
@@ -193,8 +193,7 @@ async fn drive(
             } else {
                 // The last page's resources still to ask about, each for
                 // its entitlements and grants.
-                asked_one_by_one +=
-                    (cp.pending.len() - cp.entitlements_done.min(cp.grants_done)) as u64;
+                asked_one_by_one += cp.left() as u64;
                 d.drain(t, &mut cp, sink.as_mut()).await?;
                 cp.next.clone()
             };
@@ -279,7 +278,7 @@ async fn drive(
                 listed: cp.listed,
                 total_hint: cp.totals.as_ref().map(|t| t.last),
                 http_requests: d.requests(),
-                retries: d.earlier.1 + d.retries,
+                retries: d.retries(),
             });
             // The page's rows, and its resources still to ask about, saved
             // together: they are asked about right away, while the
@@ -314,7 +313,7 @@ async fn drive(
     let run = RunStats {
         started_at: cp.started_at,
         http_requests: d.requests(),
-        retries: d.earlier.1 + d.retries,
+        retries: d.retries(),
         duplicates_skipped: 0,
         fetch_ms: d.fetch_ms(),
         totals_moved: cp.totals_moved,
@@ -377,6 +376,11 @@ impl Driver<'_> {
         self.earlier.0 + self.conn.http_requests()
     }
 
+    /// Retries so far, in every process of the sync.
+    fn retries(&self) -> u64 {
+        self.earlier.1 + self.retries
+    }
+
     /// Milliseconds of fetching so far, in every process of the sync.
     fn fetch_ms(&self) -> u64 {
         self.earlier.2 + self.started.elapsed().as_millis() as u64
@@ -397,7 +401,7 @@ impl Driver<'_> {
     fn save(&mut self, cp: &mut Checkpoint, sink: &mut dyn SyncSink) -> anyhow::Result<()> {
         self.saved = Instant::now();
         cp.http_requests = self.requests();
-        cp.retries = self.earlier.1 + self.retries;
+        cp.retries = self.retries();
         cp.fetch_ms = self.fetch_ms();
         (cp.rows, cp.bytes) = self.tally.taken();
         sink.checkpoint(&cp.to_text()?)
@@ -439,6 +443,8 @@ impl Driver<'_> {
             cp.grants_done += 1;
             self.save_soon(cp, sink)?;
         }
+        // Saved now, not with the next page: a sync killed while that page
+        // is fetched would otherwise list this one again.
         cp.pending.clear();
         cp.entitlements_done = 0;
         cp.grants_done = 0;

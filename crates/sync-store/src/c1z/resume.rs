@@ -336,12 +336,11 @@ pub fn pending(target: &Path) -> anyhow::Result<Option<Pending>> {
     if !db.exists() {
         return Ok(None);
     }
-    let conn = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .with_context(|| format!("cannot open {}", db.display()))?;
-    // As the writer does: no shared-memory index for the WAL.
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    super::guard::harden(&conn)?;
-    super::trust::check_partial(&conn, &db)?;
+    let conn = super::writer::open_checked(
+        &db,
+        super::writer::Check::Partial(&db),
+        &super::Limits::default(),
+    )?;
     let Some((sync_id, saved)) = unfinished(&conn)? else {
         return Ok(None);
     };

@@ -204,9 +204,41 @@ enum Journal {
     Rollback,
 }
 
+/// Opens `db` for this crate alone, SQLite's defences on and its schema
+/// checked (`check`) before any statement reads a row.
+pub(super) fn open_checked(
+    db: &Path,
+    check: Check<'_>,
+    limits: &super::Limits,
+) -> anyhow::Result<Connection> {
+    let conn = Connection::open(db).context("cannot open the temporary database")?;
+    // Before anything reads the file: in WAL mode this also means SQLite
+    // never needs a shared-memory index (`-shm`), as only we open it.
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    // The existing file is untrusted: SQLite's defences on, and its
+    // schema checked before any statement reads or writes a row (a
+    // trigger would otherwise run on our deletes and persist into the
+    // new file).
+    guard::harden(&conn)?;
+    // The budget covers the check, not the writer's own statements after
+    // it (Limits::statement_budget says why).
+    let checked = |file: &Path, check: fn(&Connection, &Path) -> anyhow::Result<()>| {
+        let budget = Budget::install(&conn, limits.statement_budget);
+        check(&conn, file).map_err(|e| budget.explain(e, file))?;
+        Budget::remove(&conn);
+        anyhow::Ok(())
+    };
+    match check {
+        Check::None => {}
+        Check::File(file) => checked(file, trust::check)?,
+        Check::Partial(file) => checked(file, trust::check_partial)?,
+    }
+    Ok(conn)
+}
+
 /// Which schema check a database gets before any statement reads a row.
 #[derive(Clone, Copy)]
-enum Check<'a> {
+pub(super) enum Check<'a> {
     /// A new, empty database.
     None,
     /// A copy of the file at this path.
@@ -224,28 +256,7 @@ fn open_db(
     journal: Journal,
     opts: &Options,
 ) -> anyhow::Result<Connection> {
-    let conn = Connection::open(db).context("cannot open the temporary database")?;
-    // Before anything reads the file: in WAL mode this also means SQLite
-    // never needs a shared-memory index (`-shm`), as only we open it.
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    // The existing file is untrusted: SQLite's defences on, and its
-    // schema checked before any statement reads or writes a row (a
-    // trigger would otherwise run on our deletes and persist into the
-    // new file).
-    guard::harden(&conn)?;
-    // The budget covers the check, not the writer's own statements after
-    // it (Limits::statement_budget says why).
-    let checked = |file: &Path, check: fn(&Connection, &Path) -> anyhow::Result<()>| {
-        let budget = Budget::install(&conn, opts.limits.statement_budget);
-        check(&conn, file).map_err(|e| budget.explain(e, file))?;
-        Budget::remove(&conn);
-        anyhow::Ok(())
-    };
-    match check {
-        Check::None => {}
-        Check::File(file) => checked(file, trust::check)?,
-        Check::Partial(file) => checked(file, trust::check_partial)?,
-    }
+    let conn = open_checked(db, check, &opts.limits)?;
     if is_new {
         // Before the journal mode: WAL fixes the page size.
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
@@ -957,12 +968,7 @@ pub(super) fn write_finished(target: &Path, opts: &Options) -> anyhow::Result<Op
     };
     let (stats, kept) = {
         // Read only: the database is packed as it is.
-        let conn = Connection::open(&db).context("cannot open the finished sync's database")?;
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        guard::harden(&conn)?;
-        let budget = Budget::install(&conn, opts.limits.statement_budget);
-        trust::check(&conn, &db).map_err(|e| budget.explain(e, &db))?;
-        Budget::remove(&conn);
+        let conn = open_checked(&db, Check::File(&db), &opts.limits)?;
         let stored: Option<String> = conn
             .query_row(
                 "SELECT stats FROM v1_sync_runs WHERE sync_id = ?1 AND ended_at IS NOT NULL",
