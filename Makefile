@@ -10,7 +10,7 @@ BENCH_GROUPS      ?= 5000
 BENCH_MEMBERSHIPS ?= 500000
 BENCH_LATENCY_MS  ?= 0
 
-.PHONY: bench-resume all setup component fixtures build test lint demo bench fuzz clean example wasmtime-cli wasmtime-smoke
+.PHONY: bench-serve bench-resume all setup component fixtures build test lint demo bench fuzz clean example wasmtime-cli wasmtime-smoke
 
 all: build
 
@@ -48,6 +48,7 @@ lint: setup
 test: lint component fixtures
 	$(CARGO) test --workspace
 	bash scripts/example.sh
+	bash scripts/validate_manifests.sh
 
 # The embedding example against the simulator (make test runs it after the
 # tests, whose build leaves both binaries in target/debug).
@@ -61,6 +62,16 @@ demo: build
 bench: build
 	$(CARGO) build --release -p sync-store --example write_bench
 	bash scripts/bench.sh $(BENCH_USERS) $(BENCH_GROUPS) $(BENCH_MEMBERSHIPS) $(BENCH_LATENCY_MS)
+
+# A soak of `serve`: SERVE_TENANTS tenants of SERVE_USERS users each, on one
+# simulator, syncing every SERVE_INTERVAL seconds for SERVE_SECONDS.
+SERVE_TENANTS  ?= 200
+SERVE_USERS    ?= 2500
+SERVE_INTERVAL ?= 30
+SERVE_SECONDS  ?= 180
+bench-serve: build
+	python3 scripts/bench_serve.py target/release/connector-host target/release/ironclad-sim \
+		$(SERVE_TENANTS) $(SERVE_USERS) $(SERVE_INTERVAL) $(SERVE_SECONDS) $(SERVE_MAX_CONCURRENT)
 
 # Only the resume measurement of `bench`: the first tenant synced once, and
 # once killed with SIGKILL at half that time and resumed.
@@ -105,3 +116,14 @@ wasmtime-cli:
 # against the simulator; the README quotes its output.
 wasmtime-smoke: build wasmtime-cli
 	WASMTIME=$(WASMTIME) bash scripts/wasmtime_smoke.sh
+
+# The Kubernetes manifests in deploy/kubernetes, checked offline against the
+# Kubernetes 1.30 schemas (installs kubernetes-validate into target/k8s-venv once).
+.PHONY: validate-manifests image
+validate-manifests:
+	bash scripts/validate_manifests.sh
+
+# The container image connector-host:latest (Containerfile): a static release
+# host and the component, FROM scratch, built with podman (or docker).
+image:
+	bash scripts/image.sh

@@ -23,7 +23,9 @@ pub enum Color {
 
 /// What every JSON line carries.
 pub struct Context {
-    pub tenant: String,
+    /// The one tenant of a one-shot command; `None` for `serve`, whose
+    /// lines name their tenant through the span of the sync they belong to.
+    pub tenant: Option<String>,
     pub component: String,
 }
 
@@ -87,16 +89,17 @@ pub fn init(level: Option<&str>, format: Format, color: Color, ctx: &Context) {
             // The tenant and component hold for the whole process, so they
             // go on as each line is written: spans would not follow the
             // work onto the writer and blocking threads.
-            let prefix = serde_json::json!({
-                "tenant": ctx.tenant,
-                "component": ctx.component,
-            })
-            .to_string();
+            let mut fields = serde_json::Map::new();
+            if let Some(t) = &ctx.tenant {
+                fields.insert("tenant".into(), t.clone().into());
+            }
+            fields.insert("component".into(), ctx.component.clone().into());
+            let prefix = serde_json::Value::Object(fields).to_string();
             let prefix: Arc<str> = format!("{},", prefix.trim_end_matches('}')).into();
             builder
                 .json()
                 .flatten_event(true)
-                .with_current_span(false)
+                .with_current_span(ctx.tenant.is_none())
                 .with_span_list(false)
                 .with_ansi(false)
                 .with_writer(move || WithContext {

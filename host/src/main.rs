@@ -9,6 +9,7 @@ mod process;
 mod progress;
 mod provision;
 mod redact;
+mod serve;
 mod terminal;
 
 use std::path::PathBuf;
@@ -249,6 +250,8 @@ enum Command {
     },
     /// Read a sync output (c1z or JSON): resources, entitlements, grants, stats, syncs, diff.
     Inspect(inspect::InspectArgs),
+    /// Run as a service: sync one or many tenants on schedule, serve health, metrics and an API.
+    Serve(serve::ServeArgs),
     /// Print a shell completion script: `source <(connector-host completion bash)`.
     Completion {
         /// The shell.
@@ -269,7 +272,7 @@ fn main() -> ExitCode {
         cli.log_format,
         cli.color,
         &logging::Context {
-            tenant: "default".into(),
+            tenant: (!matches!(cli.command, Command::Serve(_))).then(|| "default".into()),
             component: component_name(cli.component.as_deref()),
         },
     );
@@ -289,6 +292,11 @@ fn main() -> ExitCode {
         _ => None,
     };
     let outcome = rt.block_on(async {
+        // The service handles its signals itself: it lets running syncs
+        // finish first.
+        if matches!(cli.command, Command::Serve(_)) {
+            return run(cli, &mut secrets).await;
+        }
         tokio::select! {
             r = run(cli, &mut secrets) => r,
             signal = shutdown_signal() => {
@@ -385,30 +393,14 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         )?,
     };
     let memory_bytes = cli.memory_mb.saturating_mul(1 << 20);
-    let limits = Limits {
-        memory_bytes,
-        caps: connector_runtime::Caps::default(),
-        call_timeout: Duration::from_secs(cli.call_timeout_secs),
-        http: outbound::Timeouts {
-            connect: Duration::from_secs(cli.connect_timeout_secs),
-            first_byte: Duration::from_secs(cli.first_byte_timeout_secs),
-            between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
-        },
-        max_response_bytes: cli.max_response_mb.saturating_mul(1 << 20),
-        bounds: Bounds {
-            max_resources: usize_of(cli.max_resources),
-            max_field_bytes: usize_of(cli.max_field_kb).saturating_mul(1 << 10),
-            max_concurrent_requests: usize_of(cli.max_concurrent_requests),
-            max_host_bytes: usize_of(cli.max_host_mb).saturating_mul(1 << 20),
-        },
-    };
+    let limits = limits_of(&cli);
     let egress = OperatorEgress {
         allow: allow_list::AllowList::parse(&cli.allow_host)?,
         pinned: cli.allow_host_only,
         writes: cli.provisioning,
     };
     let vault = preflight(&cli)?;
-    let engine = Engine::new(&EngineConfig {
+    let engine_config = EngineConfig {
         max_memory_bytes: memory_bytes,
         // One-shot commands run one instance at a time (two at most: the
         // metadata instance is dropped before the configured one).
@@ -420,10 +412,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                 .clone()
                 .or_else(connector_runtime::cache::default_dir)
         },
-    })?;
-    let component = engine.load(&path)?;
-    let (meta, types) = component.metadata(&limits).await?;
-    let lookup = |k: &str| std::env::var(k).ok();
+    };
     let prefix = match (&cli.env_prefix, &cli.component) {
         (Some(p), _) => Some(p.as_str()),
         // The built-in component reads BATON_* as the existing connector's
@@ -431,6 +420,31 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         (None, None) => Some("BATON_"),
         (None, Some(_)) => None,
     };
+    let retry = retry_of(&cli);
+    let caps = caps_of(&cli);
+    if let Command::Serve(args) = cli.command {
+        let common = serve::Common {
+            limits,
+            retry,
+            caps,
+            egress,
+            c1z_limits,
+            resume_max_age: Duration::ZERO,
+            data_dir: PathBuf::new(),
+            default_component: path,
+        };
+        let default = serve::DefaultTenant {
+            component: None,
+            flags: cli.config.clone(),
+            prefix: prefix.map(String::from),
+            provisioning: cli.provisioning,
+        };
+        return serve::run(args, common, engine_config, default).await;
+    }
+    let engine = Engine::new(&engine_config)?;
+    let component = engine.load(&path)?;
+    let (meta, types) = component.metadata(&limits).await?;
+    let lookup = |k: &str| std::env::var(k).ok();
     let env = match prefix {
         Some(p) => config::Environment::bound(p, &lookup)?,
         None => config::Environment::none(),
@@ -455,7 +469,10 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     let mut conn = Connector::open(&component, &limits, resolved.values, &egress).await?;
 
     match cli.command {
-        Command::Metadata | Command::Inspect(_) | Command::Completion { .. } => Ok(()),
+        Command::Metadata
+        | Command::Inspect(_)
+        | Command::Completion { .. }
+        | Command::Serve(_) => Ok(()),
         Command::Grant {
             entitlement,
             principal,
@@ -574,12 +591,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             fresh,
             resume_max_age,
         } => {
-            let policy = RetryPolicy {
-                max_retries: cli.max_retries,
-                base_delay: Duration::from_millis(cli.retry_base_ms),
-                max_delay: Duration::from_secs(30),
-                max_total_wait: Duration::from_secs(cli.max_retry_wait_secs),
-            };
+            let policy = retry;
             let mut resumed = false;
             let sink = match c1z::OutputFormat::for_path(&file) {
                 c1z::OutputFormat::Json => sync_store::json::sink(&file)?,
@@ -609,12 +621,6 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
                     sink
                 }
             };
-            let caps = connector_runtime::SyncCaps {
-                max_pages_per_listing: cli.max_pages,
-                max_rows: cli.max_rows,
-                max_bytes: cli.max_sync_mb.saturating_mul(1 << 20),
-                deadline: cli.sync_timeout,
-            };
             let draw = cli.log_format == logging::Format::Text
                 && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let (sink, write_time) = progress::Progress::wrap(sink, draw);
@@ -642,8 +648,47 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     }
 }
 
+/// What one instance may use, from the flags.
+fn limits_of(cli: &Cli) -> Limits {
+    Limits {
+        memory_bytes: cli.memory_mb.saturating_mul(1 << 20),
+        caps: connector_runtime::Caps::default(),
+        call_timeout: Duration::from_secs(cli.call_timeout_secs),
+        http: outbound::Timeouts {
+            connect: Duration::from_secs(cli.connect_timeout_secs),
+            first_byte: Duration::from_secs(cli.first_byte_timeout_secs),
+            between_bytes: Duration::from_secs(cli.between_bytes_timeout_secs),
+        },
+        max_response_bytes: cli.max_response_mb.saturating_mul(1 << 20),
+        bounds: Bounds {
+            max_resources: usize_of(cli.max_resources),
+            max_field_bytes: usize_of(cli.max_field_kb).saturating_mul(1 << 10),
+            max_concurrent_requests: usize_of(cli.max_concurrent_requests),
+            max_host_bytes: usize_of(cli.max_host_mb).saturating_mul(1 << 20),
+        },
+    }
+}
+
+fn retry_of(cli: &Cli) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: cli.max_retries,
+        base_delay: Duration::from_millis(cli.retry_base_ms),
+        max_delay: Duration::from_secs(30),
+        max_total_wait: Duration::from_secs(cli.max_retry_wait_secs),
+    }
+}
+
+fn caps_of(cli: &Cli) -> connector_runtime::SyncCaps {
+    connector_runtime::SyncCaps {
+        max_pages_per_listing: cli.max_pages,
+        max_rows: cli.max_rows,
+        max_bytes: cli.max_sync_mb.saturating_mul(1 << 20),
+        deadline: cli.sync_timeout,
+    }
+}
+
 /// One line on how a c1z sync began when it did not simply start.
-fn say_start(start: &c1z::Start) {
+pub(crate) fn say_start(start: &c1z::Start) {
     let line = match start {
         c1z::Start::New => return,
         c1z::Start::Resumed(r) => {

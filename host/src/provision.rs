@@ -133,6 +133,15 @@ fn plain_json(credential: &Credential) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     Ok(plain)
 }
 
+/// The credential as `{"login", "password"}`, encrypted and armored for
+/// `recipient`: the only form in which the service's API returns one.
+pub fn encrypt_credential(
+    recipient: &age::x25519::Recipient,
+    credential: &Credential,
+) -> anyhow::Result<String> {
+    encrypt(recipient, &plain_json(credential)?)
+}
+
 fn encrypt(recipient: &age::x25519::Recipient, plain: &[u8]) -> anyhow::Result<String> {
     age::encrypt_and_armor(recipient, plain)
         .map_err(|e| anyhow::anyhow!("cannot encrypt the credential: {e}"))

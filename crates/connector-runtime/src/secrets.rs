@@ -75,11 +75,17 @@ impl Secrets {
     /// These secrets and `secret` too (a password the host learns while it
     /// runs), in every form.
     pub fn with(&self, secret: &str) -> Secrets {
-        let mut more = Secrets::new([secret], std::iter::empty::<&str>());
-        more.forms.extend(self.forms.iter().cloned());
-        more.forms.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        more.forms.dedup_by(|a, b| a.as_str() == b.as_str());
-        more
+        self.merged(&Secrets::new([secret], std::iter::empty::<&str>()))
+    }
+
+    /// These secrets and `other`'s: what a process serving several
+    /// tenants scrubs from its shared log.
+    pub fn merged(&self, other: &Secrets) -> Secrets {
+        let mut forms = self.forms.clone();
+        forms.extend(other.forms.iter().cloned());
+        forms.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        forms.dedup_by(|a, b| a.as_str() == b.as_str());
+        Secrets { forms }
     }
 
     /// No secret to hide.

@@ -322,7 +322,8 @@ async fn drive(
 }
 
 /// Describes a listing for messages; called only when one is needed.
-type Describe<'a> = &'a dyn Fn() -> String;
+// Sync, so a sync future can move between the threads of a service.
+type Describe<'a> = &'a (dyn Fn() -> String + Sync);
 
 /// Follows one listing's page tokens and stops a connector that would loop.
 struct Pager<'a> {

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""make bench-serve: a soak of `connector-host serve`.
+
+TENANTS tenants of USERS users each (one simulator serving the same generated
+tenant to all of them, as many customers of one application would be) sync on
+a short interval for DURATION seconds in one serve process. Prints syncs per
+minute, p50/p99 sync time, the process's peak RSS, its RSS once every tenant
+had synced once (the first round) and at the end. Ends with one JSON line
+prefixed BENCH. Not part of make test.
+
+usage: bench_serve.py HOST SIM TENANTS USERS INTERVAL_S DURATION_S [MAX_CONCURRENT]
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TOKEN = "bench-serve-token-0123456789abcdef"
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def get(addr, path):
+    req = urllib.request.Request(
+        f"http://{addr}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read()
+
+
+def percentile(values, p):
+    if not values:
+        return 0.0
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+def main():
+    host, sim_bin = sys.argv[1], sys.argv[2]
+    tenants, users = int(sys.argv[3]), int(sys.argv[4])
+    interval, duration = int(sys.argv[5]), int(sys.argv[6])
+    max_concurrent = sys.argv[7] if len(sys.argv) > 7 and sys.argv[7] else None
+    work = tempfile.mkdtemp(prefix="bench-serve-")
+    ready = os.path.join(work, "ready")
+    groups = max(1, users // 50)
+    sim = subprocess.Popen(
+        [sim_bin, "--users", str(users), "--groups", str(groups),
+         "--memberships", str(users * 2), "--ready-file", ready],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    serve = None
+    try:
+        for _ in range(2400):
+            if os.path.exists(ready) and os.path.getsize(ready) > 0:
+                break
+            time.sleep(0.05)
+        base = open(ready).read().strip()
+        first = sim.stdout.readline()
+        fields = dict(kv.split("=", 1) for kv in first.split() if "=" in kv)
+        secret_file = os.path.join(work, "client-secret")
+        with open(secret_file, "w") as f:
+            f.write(os.environ.get("SIM_CLIENT_SECRET", "sim-secret-do-not-log-7f3a9c"))
+        token_file = os.path.join(work, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN)
+        lines = []
+        for i in range(tenants):
+            lines += [
+                "[[tenant]]",
+                f'id = "tenant-{i:04d}"',
+                f'interval = "{interval}s"',
+                "[tenant.settings]",
+                f'ic-client-id = "{fields["client_id"]}"',
+                f'as-user-email = "{fields["as_user_email"]}"',
+                f'base-url = "{base}"',
+                # The simulator keeps no budget; the client-side pacing of
+                # Ironclad's 600 a minute is raised as in make bench.
+                'users-requests-per-minute = "1000000"',
+                'groups-requests-per-minute = "1000000"',
+                "[tenant.secrets]",
+                f'ic-client-secret = {{ file = "{secret_file}" }}',
+                "",
+            ]
+        tenants_file = os.path.join(work, "tenants.toml")
+        with open(tenants_file, "w") as f:
+            f.write("\n".join(lines))
+        args = [host, "--cache-dir", os.path.join(work, "cache"),
+                "serve", "--tenants", tenants_file, "--data-dir", os.path.join(work, "data"),
+                "--listen", "127.0.0.1:0", "--api-token-file", token_file,
+                "--log-level", "info"]
+        if max_concurrent:
+            args += ["--max-concurrent-syncs", max_concurrent]
+        serve = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        addr = None
+        while addr is None:
+            line = serve.stderr.readline()
+            if not line:
+                sys.exit("bench-serve: serve exited before listening")
+            if "serving on http://" in line:
+                addr = line.split("serving on http://", 1)[1].split()[0]
+        # Drain the log so the pipe never fills.
+        import threading
+        threading.Thread(target=lambda: [None for _ in serve.stderr], daemon=True).start()
+
+        started = time.time()
+        seen = {}
+        peak = 0.0
+        first_round_rss = None
+        first_round_at = None
+        failures = 0
+        while time.time() - started < duration:
+            rss = rss_mib(serve.pid)
+            peak = max(peak, rss)
+            for t in json.loads(get(addr, "/v1/tenants")):
+                last = t.get("last")
+                if last and (t["id"], last["job"]) not in seen:
+                    seen[(t["id"], last["job"])] = last
+                    if last["outcome"] != "success":
+                        failures += 1
+            done = {tid for (tid, _) in seen}
+            if first_round_rss is None and len(done) == tenants:
+                first_round_rss, first_round_at = rss, time.time() - started
+            time.sleep(1.0)
+        end_rss = rss_mib(serve.pid)
+        elapsed = time.time() - started
+        secs = [r["seconds"] for r in seen.values() if r["outcome"] == "success"]
+        per_min = len(secs) / (elapsed / 60.0)
+        serve.send_signal(signal.SIGTERM)
+        code = serve.wait(timeout=120)
+        print(f"serve soak: {tenants} tenants x {users} users, interval {interval} s, "
+              f"{elapsed:.0f} s, max concurrent {max_concurrent or os.cpu_count()}")
+        print(f"  syncs              {len(secs)} ok, {failures} failed ({per_min:.1f} per minute)")
+        print(f"  sync time          p50 {percentile(secs, 50):.2f} s, p99 {percentile(secs, 99):.2f} s")
+        if first_round_rss is not None:
+            print(f"  first round        every tenant synced by {first_round_at:.0f} s, "
+                  f"RSS then {first_round_rss:.1f} MiB")
+        else:
+            print("  first round        not every tenant synced within the run")
+        print(f"  RSS                peak {peak:.1f} MiB, at the end {end_rss:.1f} MiB")
+        print(f"  exit after SIGTERM {code}")
+        print("BENCH " + json.dumps({
+            "bench": "serve", "tenants": tenants, "users": users, "interval_s": interval,
+            "duration_s": round(elapsed, 1), "syncs_ok": len(secs), "syncs_failed": failures,
+            "syncs_per_minute": round(per_min, 1),
+            "p50_s": round(percentile(secs, 50), 3), "p99_s": round(percentile(secs, 99), 3),
+            "peak_rss_mib": round(peak, 1),
+            "first_round_rss_mib": None if first_round_rss is None else round(first_round_rss, 1),
+            "end_rss_mib": round(end_rss, 1), "exit": code,
+        }))
+        if failures or code != 0:
+            sys.exit(1)
+    finally:
+        if serve and serve.poll() is None:
+            serve.kill()
+        sim.terminate()
+        sim.wait()
+
+
+if __name__ == "__main__":
+    main()

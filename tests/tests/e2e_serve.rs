@@ -1,0 +1,838 @@
+//! `connector-host serve` through the real binary: the real component in
+//! the real host, syncing the simulator on loopback, and its HTTP API
+//! asked over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{fixture_component, host_bin, ironclad_component, sim, wait4};
+use ironclad_sim::{Faults, Simulator};
+use serde_json::Value;
+
+const TOKEN: &str = "a-test-token-long-enough-0123456789";
+
+/// A running `serve` process, its stderr collected as it comes.
+struct Serve {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+    /// Reaped by `stop`: nothing left to kill.
+    reaped: bool,
+}
+
+impl Serve {
+    /// Starts `serve` with `args` (after the subcommand) and `env`, and
+    /// waits until it listens.
+    fn start(global: &[&str], args: &[&str], env: &[(&str, String)]) -> Serve {
+        let mut cmd = Command::new(host_bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_BACKTRACE", "0")
+            .args(["--retry-base-ms", "20", "--no-cache"])
+            .args(global)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start connector-host serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let started = Instant::now();
+        let addr = loop {
+            let text = log.lock().unwrap().clone();
+            if let Some(rest) = text.split("serving on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("serve exited ({status}) before listening:\n{text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "serve never listened:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let serve = Serve {
+            child,
+            addr,
+            log,
+            reaped: false,
+        };
+        // Ready once the components are loaded and the tenants read.
+        while serve.get("/readyz", None).0 != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "serve never got ready:\n{}",
+                serve.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serve
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        http(&self.addr, "GET", path, token, "")
+    }
+
+    fn post(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        http(&self.addr, "POST", path, token, "")
+    }
+
+    /// POSTs a JSON body with the token; the status and the JSON answer.
+    fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (status, raw) = http(&self.addr, "POST", path, Some(TOKEN), &body.to_string());
+        (status, json(&raw))
+    }
+
+    fn tenants(&self) -> Vec<Value> {
+        let (status, body) = self.get("/v1/tenants", Some(TOKEN));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn tenant(&self, id: &str) -> Value {
+        self.tenants()
+            .into_iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no tenant {id}"))
+    }
+
+    /// Waits until `pred` holds for the tenant's record.
+    fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let t = self.tenant(id);
+            if pred(&t) {
+                return t;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "tenant {id} never {what}: {t}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Sends SIGTERM and waits for the exit: its code and how long it took.
+    fn stop(mut self) -> (Option<i32>, Duration, String) {
+        let started = Instant::now();
+        self.signal(libc::SIGTERM);
+        let (code, _) = wait4(self.child.id());
+        self.reaped = true;
+        let took = started.elapsed();
+        // Let the reader thread take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        (code, took, self.log())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and the body.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+}
+
+fn json(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// The simulator's credentials in `BATON_*`, as the Kubernetes Secret sets
+/// them.
+fn baton(sim: &Simulator) -> Vec<(&'static str, String)> {
+    vec![
+        ("CONNECTOR_ENV_PREFIX", "BATON_".into()),
+        ("BATON_IC_CLIENT_ID", sim.client_id()),
+        ("BATON_IC_CLIENT_SECRET", sim.client_secret()),
+        ("BATON_AS_USER_EMAIL", sim.admin_email()),
+        ("BATON_BASE_URL", sim.base_url()),
+    ]
+}
+
+fn token_file(dir: &Path) -> PathBuf {
+    let p = dir.join("token");
+    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    p
+}
+
+fn component_args() -> Vec<String> {
+    vec![
+        "--component".into(),
+        ironclad_component().display().to_string(),
+    ]
+}
+
+fn metric(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn serve_with_the_environment_alone_syncs_and_serves_health_metrics_and_the_file() {
+    let sim = sim(300, 12, 400);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = token_file(dir.path());
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let serve = Serve::start(
+        &global,
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+        ],
+        &baton(&sim),
+    );
+    assert_eq!(serve.get("/healthz", None).0, 200);
+
+    // It syncs at start, without being asked.
+    let t = serve.wait_for("default", "synced", |t| t["last"]["outcome"] == "success");
+    assert_eq!(serve.get("/readyz", None).0, 200);
+    let last = &t["last"];
+    assert_eq!(last["counts"]["resources"]["user"], 300);
+    let grants = common::tenant_grant_ids(&sim).len() as u64;
+    assert_eq!(last["counts"]["grants"].as_u64(), Some(grants));
+    assert!(last["sync_id"].as_str().is_some_and(|s| !s.is_empty()));
+
+    // Metrics name the tenant and count what the sync found.
+    let (status, body) = serve.get("/metrics", None);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(
+        metric(
+            &text,
+            "connector_syncs_total{tenant=\"default\",outcome=\"success\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "connector_resources{tenant=\"default\",resource_type=\"user\"}"
+        ),
+        Some(300.0)
+    );
+    assert_eq!(
+        metric(&text, "connector_grants{tenant=\"default\"}"),
+        Some(grants as f64)
+    );
+    assert!(metric(&text, "connector_http_requests_total{tenant=\"default\"}").unwrap() >= 2.0);
+    assert!(
+        metric(
+            &text,
+            "connector_last_success_timestamp_seconds{tenant=\"default\"}"
+        )
+        .unwrap()
+            > 1e9
+    );
+    assert!(
+        text.contains("connector_sync_duration_seconds_count 1"),
+        "{text}"
+    );
+    assert!(!text.contains(&sim.client_secret()));
+
+    // The latest file, byte for byte the one on disk, and a c1z the host
+    // reads back.
+    let (status, file) = serve.get("/v1/tenants/default/syncs/latest", Some(TOKEN));
+    assert_eq!(status, 200);
+    assert_eq!(file, std::fs::read(data.join("default/sync.c1z")).unwrap());
+    let got = dir.path().join("got.c1z");
+    std::fs::write(&got, &file).unwrap();
+    let run = common::Host::new().run(&[
+        "inspect",
+        "-f",
+        got.to_str().unwrap(),
+        "stats",
+        "-o",
+        "json",
+    ]);
+    run.assert_ok();
+    assert!(run.stdout.contains(&format!("{grants}")), "{}", run.stdout);
+
+    // /v1 wants the token: none and a wrong one are refused alike.
+    for bad in [None, Some("wrong-token-wrong-token-wrong")] {
+        let (status, body) = serve.get("/v1/tenants", bad);
+        assert_eq!(status, 401);
+        assert!(json(&body)["error"].as_str().unwrap().contains("Bearer"));
+        assert_eq!(serve.post("/v1/tenants/default/syncs", bad).0, 401);
+        assert_eq!(serve.get("/v1/tenants/default/syncs/latest", bad).0, 401);
+    }
+    assert_eq!(serve.post("/v1/tenants/nobody/syncs", Some(TOKEN)).0, 404);
+    assert_eq!(
+        serve.get("/v1/tenants/nobody/syncs/latest", Some(TOKEN)).0,
+        404
+    );
+    assert_eq!(serve.get("/nowhere", None).0, 404);
+
+    // A sync on demand: accepted once, refused while it runs.
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(100),
+        ..Faults::default()
+    });
+    let (status, body) = serve.post("/v1/tenants/default/syncs", Some(TOKEN));
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let job = json(&body)["job"].as_str().unwrap().to_string();
+    let (status, body) = serve.post("/v1/tenants/default/syncs", Some(TOKEN));
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["job"], job.as_str());
+    let t = serve.wait_for("default", "synced again", |t| {
+        t["last"]["job"] == job.as_str()
+    });
+    assert_eq!(t["last"]["outcome"], "success");
+
+    let (code, took, log) = serve.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(!log.contains(&sim.client_secret()), "{log}");
+}
+
+#[test]
+fn without_a_token_file_the_api_is_off_and_says_how_to_turn_it_on() {
+    let sim = sim(20, 2, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let serve = Serve::start(
+        &global,
+        &["--data-dir", dir.path().join("d").to_str().unwrap()],
+        &baton(&sim),
+    );
+    let (status, body) = serve.get("/v1/tenants", Some(TOKEN));
+    assert_eq!(status, 403);
+    assert!(json(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("--api-token-file"));
+    assert_eq!(serve.get("/healthz", None).0, 200);
+}
+
+#[test]
+fn serve_refuses_to_start_without_credentials_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(host_bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["--component", ironclad_component().to_str().unwrap()])
+        .args(["--env-prefix", "BATON_", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BATON_IC_CLIENT_SECRET"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// A tenants file for the simulator: `good` with its real credentials from
+/// files, `wrong` with a wrong secret, and `hostile` running the rogue
+/// component that panics when asked for resources.
+fn three_tenants(sim: &Simulator, dir: &Path) -> PathBuf {
+    let secret = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{value}\n")).unwrap();
+        p.display().to_string()
+    };
+    let good = secret("good-secret", &sim.client_secret());
+    let wrong = secret("wrong-secret", "not-the-secret-0123456789abcdef");
+    let id = secret("client-id", &sim.client_id());
+    let tenants = format!(
+        r#"
+[[tenant]]
+id = "good"
+interval = "2s"
+[tenant.settings]
+as-user-email = "{email}"
+base-url = "{url}"
+[tenant.secrets]
+ic-client-id = {{ file = "{id}" }}
+ic-client-secret = {{ file = "{good}" }}
+
+[[tenant]]
+id = "wrong"
+interval = "2s"
+[tenant.settings]
+as-user-email = "{email}"
+base-url = "{url}"
+[tenant.secrets]
+ic-client-id = {{ file = "{id}" }}
+ic-client-secret = {{ file = "{wrong}" }}
+
+[[tenant]]
+id = "hostile"
+interval = "2s"
+component = "{rogue}"
+[tenant.settings]
+behaviour = "panic"
+"#,
+        email = sim.admin_email(),
+        url = sim.base_url(),
+        rogue = fixture_component("rogue_connector").display(),
+    );
+    let p = dir.join("tenants.toml");
+    std::fs::write(&p, tenants).unwrap();
+    p
+}
+
+#[test]
+fn one_tenant_with_a_wrong_secret_and_one_hostile_do_not_disturb_the_good_one() {
+    let sim = sim(100, 5, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = three_tenants(&sim, dir.path());
+    let token = token_file(dir.path());
+    let data = dir.path().join("data");
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let serve = Serve::start(
+        &global,
+        &[
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // The good tenant syncs on schedule: a second sync, on its own.
+    let first = serve.wait_for("good", "synced", |t| t["last"]["outcome"] == "success")["last"]
+        ["job"]
+        .clone();
+    serve.wait_for("good", "synced on schedule", |t| {
+        t["last"]["outcome"] == "success" && t["last"]["job"] != first
+    });
+    let wrong = serve.wait_for("wrong", "failed", |t| t["last"]["outcome"] == "failure");
+    let hostile = serve.wait_for("hostile", "failed", |t| t["last"]["outcome"] == "failure");
+    let wrong_line = wrong["last"]["error"].as_str().unwrap();
+    assert!(
+        wrong_line.contains("credentials") || wrong_line.contains("client"),
+        "{wrong_line}"
+    );
+    let hostile_line = hostile["last"]["error"].as_str().unwrap();
+    assert!(hostile_line.contains("crashed"), "{hostile_line}");
+
+    let (_, body) = serve.get("/metrics", None);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        metric(
+            &text,
+            "connector_syncs_total{tenant=\"good\",outcome=\"success\"}"
+        )
+        .unwrap()
+            >= 2.0,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "connector_syncs_total{tenant=\"wrong\",outcome=\"failure\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        metric(
+            &text,
+            "connector_syncs_total{tenant=\"hostile\",outcome=\"failure\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(data.join("good/sync.c1z").is_file());
+    assert!(!data.join("wrong/sync.c1z").exists());
+
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for secret in [
+        sim.client_secret(),
+        "not-the-secret-0123456789abcdef".into(),
+    ] {
+        assert!(!log.contains(&secret), "a secret in the log:\n{log}");
+        assert!(!text.contains(&secret));
+        assert!(!wrong_line.contains(&secret));
+    }
+    // Each tenant's lines name it.
+    assert!(log.contains("tenant=wrong"), "{log}");
+}
+
+#[test]
+fn sigterm_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_previous_file() {
+    let sim = sim(2000, 20, 2000);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = token_file(dir.path());
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let serve = Serve::start(
+        &global,
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+            "--shutdown-grace",
+            "1s",
+        ],
+        &baton(&sim),
+    );
+    serve.wait_for("default", "synced", |t| t["last"]["outcome"] == "success");
+    let file = data.join("default/sync.c1z");
+    let before = std::fs::read(&file).unwrap();
+
+    // A slow sync: 400 ms a request, about 20 requests.
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(400),
+        ..Faults::default()
+    });
+    assert_eq!(serve.post("/v1/tenants/default/syncs", Some(TOKEN)).0, 202);
+    serve.wait_for("default", "ran", |t| t["status"] == "running");
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, took, log) = serve.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(8), "took {took:?}\n{log}");
+    assert!(log.contains("cancelling"), "{log}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the previous file changed"
+    );
+    assert!(
+        sync_store_partial(&file).exists(),
+        "the cancelled sync's progress is kept"
+    );
+}
+
+fn sync_store_partial(file: &Path) -> PathBuf {
+    let name = file.file_name().unwrap().to_string_lossy();
+    file.with_file_name(format!(".{name}.partial"))
+}
+
+#[test]
+fn sighup_with_a_broken_file_keeps_the_tenants_and_a_good_one_is_taken() {
+    let sim = sim(30, 3, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = three_tenants(&sim, dir.path());
+    let token = token_file(dir.path());
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let serve = Serve::start(
+        &global,
+        &[
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(serve.tenants().len(), 3);
+    std::fs::write(&tenants, "[[tenant]]\nid = \"Bad Id\"\n").unwrap();
+    serve.signal(libc::SIGHUP);
+    let started = Instant::now();
+    while !serve.log().contains("keeping the tenants as they were") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ids: Vec<Value> = serve.tenants().iter().map(|t| t["id"].clone()).collect();
+    assert_eq!(ids, ["good", "hostile", "wrong"]);
+
+    // A good file: one tenant left, one added.
+    std::fs::write(
+        &tenants,
+        format!(
+            "[[tenant]]\nid = \"other\"\ncomponent = \"{}\"\n[tenant.settings]\nbehaviour = \"panic\"\n",
+            fixture_component("rogue_connector").display()
+        ),
+    )
+    .unwrap();
+    serve.signal(libc::SIGHUP);
+    let started = Instant::now();
+    loop {
+        let ids: Vec<Value> = serve.tenants().iter().map(|t| t["id"].clone()).collect();
+        if ids == ["other"] {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{ids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_shards_over_one_tenants_file_sync_every_tenant_exactly_once() {
+    let sim = sim(20, 2, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let id = dir.path().join("client-id");
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&id, sim.client_id()).unwrap();
+    std::fs::write(&secret, sim.client_secret()).unwrap();
+    let mut text = String::new();
+    let all: Vec<String> = (0..8).map(|i| format!("tenant-{i}")).collect();
+    for t in &all {
+        text += &format!(
+            "[[tenant]]\nid = \"{t}\"\n[tenant.settings]\nas-user-email = \"{}\"\nbase-url = \"{}\"\n[tenant.secrets]\nic-client-id = {{ file = \"{}\" }}\nic-client-secret = {{ file = \"{}\" }}\n",
+            sim.admin_email(),
+            sim.base_url(),
+            id.display(),
+            secret.display()
+        );
+    }
+    let tenants = dir.path().join("tenants.toml");
+    std::fs::write(&tenants, text).unwrap();
+    let token = token_file(dir.path());
+    let data = dir.path().join("data");
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let shard = |s: &str| {
+        Serve::start(
+            &global,
+            &[
+                "--tenants",
+                tenants.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--api-token-file",
+                token.to_str().unwrap(),
+                "--shard",
+                s,
+            ],
+            &[],
+        )
+    };
+    let (a, b) = (shard("0/2"), shard("1/2"));
+    let mut seen = Vec::new();
+    for s in [&a, &b] {
+        let mine: Vec<String> = s
+            .tenants()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(!mine.is_empty() && mine.len() < all.len(), "{mine:?}");
+        for t in &mine {
+            s.wait_for(t, "synced", |v| v["last"]["outcome"] == "success");
+        }
+        seen.extend(mine);
+    }
+    seen.sort();
+    assert_eq!(seen, all, "every tenant exactly once");
+    for t in &all {
+        assert!(data.join(t).join("sync.c1z").is_file(), "{t}");
+    }
+}
+
+#[test]
+fn provisioning_through_the_api_on_and_off() {
+    use serde_json::json;
+    let sim = sim(40, 3, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, sim.client_secret()).unwrap();
+    let tenant = |id: &str, provisioning: bool| {
+        format!(
+            "[[tenant]]\nid = \"{id}\"\nprovisioning = {provisioning}\n[tenant.settings]\nic-client-id = \"{}\"\nas-user-email = \"{}\"\nbase-url = \"{}\"\n[tenant.secrets]\nic-client-secret = {{ file = \"{}\" }}\n",
+            sim.client_id(),
+            sim.admin_email(),
+            sim.base_url(),
+            secret.display()
+        )
+    };
+    let tenants = dir.path().join("tenants.toml");
+    std::fs::write(&tenants, tenant("writer", true) + &tenant("reader", false)).unwrap();
+    let token = token_file(dir.path());
+    let comp = component_args();
+    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
+    let serve = Serve::start(
+        &global,
+        &[
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let t = sim.tenant();
+    let group = &t.groups[0];
+    let user = t
+        .users
+        .iter()
+        .find(|u| !group.members.contains(&u.id))
+        .unwrap();
+    let grant = json!({
+        "entitlement": format!("group:{}:member", group.id),
+        "principal": format!("user:{}", user.id),
+    });
+    let grant_id = format!("group:{}:member:user:{}", group.id, user.id);
+
+    // Off: refused before anything reaches the application.
+    let writes = sim.write_requests();
+    let (status, body) = serve.post_json("/v1/tenants/reader/grants", &grant);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("provisioning = true"));
+    assert_eq!(sim.write_requests(), writes);
+
+    // On: granted, then already granted, revoked, then already revoked.
+    let (status, body) = serve.post_json("/v1/tenants/writer/grants", &grant);
+    assert_eq!(
+        (status, &body["outcome"]),
+        (200, &json!("granted")),
+        "{body}"
+    );
+    assert_eq!(body["grant"], grant_id.as_str());
+    assert!(sim.tenant().groups[0].members.contains(&user.id));
+    let (_, body) = serve.post_json("/v1/tenants/writer/grants", &grant);
+    assert_eq!(body["outcome"], "already_granted");
+    let revoke = json!({ "grant": grant_id });
+    let (status, body) = serve.post_json("/v1/tenants/writer/revocations", &revoke);
+    assert_eq!(
+        (status, &body["outcome"]),
+        (200, &json!("revoked")),
+        "{body}"
+    );
+    assert!(!sim.tenant().groups[0].members.contains(&user.id));
+    let (_, body) = serve.post_json("/v1/tenants/writer/revocations", &revoke);
+    assert_eq!(body["outcome"], "already_revoked");
+
+    // Bad input: one line, the right status.
+    let (status, body) =
+        serve.post_json("/v1/tenants/writer/grants", &json!({"entitlement": "nope"}));
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = serve.post_json(
+        "/v1/tenants/writer/grants",
+        &json!({"entitlement": "group", "principal": "user:x"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = serve.post_json("/v1/tenants/nobody/grants", &grant);
+    assert_eq!(status, 404);
+
+    // An account: its password only ever encrypted to the recipient given.
+    let account = |extra: Value| {
+        let mut b = json!({
+            "email": "new.person@example-tenant.test",
+            "given_name": "New",
+            "family_name": "Person",
+        });
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let (status, body) = serve.post_json("/v1/tenants/writer/accounts", &account(json!({})));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("age_recipient"));
+    let identity = age::x25519::Identity::generate();
+    let (status, body) = serve.post_json(
+        "/v1/tenants/writer/accounts",
+        &account(json!({"age_recipient": identity.to_public().to_string()})),
+    );
+    assert_eq!(
+        (status, &body["outcome"]),
+        (200, &json!("created")),
+        "{body}"
+    );
+    let armored = body["credential_age"].as_str().unwrap();
+    let plain = age::decrypt(&identity, armored.as_bytes()).unwrap();
+    let vaulted: Value = serde_json::from_slice(&plain).unwrap();
+    let password = vaulted["password"].as_str().unwrap();
+    assert!(password.len() >= 12);
+    assert!(!body.to_string().contains(password));
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, Some(0));
+    assert!(!log.contains(password), "the password in the log");
+    assert!(!log.contains(&sim.client_secret()));
+}
