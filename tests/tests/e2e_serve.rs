@@ -31,13 +31,14 @@ struct Serve {
 impl Serve {
     /// Starts `serve` with `args` (after the subcommand) and `env`, and
     /// waits until it listens.
-    fn start(global: &[&str], args: &[&str], env: &[(&str, String)]) -> Serve {
+    /// The Ironclad component is given by path, as in the other tests.
+    fn start(args: &[&str], env: &[(&str, String)]) -> Serve {
         let mut cmd = Command::new(host_bin());
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_BACKTRACE", "0")
-            .args(["--retry-base-ms", "20", "--no-cache"])
-            .args(global)
+            .args(["--retry-base-ms", "20", "--no-cache", "--component"])
+            .arg(ironclad_component())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
@@ -89,6 +90,21 @@ impl Serve {
             std::thread::sleep(Duration::from_millis(20));
         }
         serve
+    }
+
+    /// [`Serve::start`] with DIR/data as the data directory and the test
+    /// token (written to DIR/token) turning the API on.
+    fn in_dir(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Serve {
+        let token = token_file(dir);
+        let data = dir.join("data");
+        let mut all = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        Serve::start(&all, env)
     }
 
     fn log(&self) -> String {
@@ -234,13 +250,6 @@ fn token_file(dir: &Path) -> PathBuf {
     p
 }
 
-fn component_args() -> Vec<String> {
-    vec![
-        "--component".into(),
-        ironclad_component().display().to_string(),
-    ]
-}
-
 fn metric(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(line_start))
@@ -253,19 +262,7 @@ fn serve_with_the_environment_alone_syncs_and_serves_health_metrics_and_the_file
     let sim = sim(300, 12, 400);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let token = token_file(dir.path());
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
-    let serve = Serve::start(
-        &global,
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--api-token-file",
-            token.to_str().unwrap(),
-        ],
-        &baton(&sim),
-    );
+    let serve = Serve::in_dir(dir.path(), &[], &baton(&sim));
     assert_eq!(serve.get("/healthz", None).0, 200);
 
     // It syncs at start, without being asked.
@@ -374,10 +371,7 @@ fn serve_with_the_environment_alone_syncs_and_serves_health_metrics_and_the_file
 fn without_a_token_file_the_api_is_off_and_says_how_to_turn_it_on() {
     let sim = sim(20, 2, 20);
     let dir = tempfile::tempdir().unwrap();
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
     let serve = Serve::start(
-        &global,
         &["--data-dir", dir.path().join("d").to_str().unwrap()],
         &baton(&sim),
     );
@@ -408,6 +402,18 @@ fn serve_refuses_to_start_without_credentials_and_says_which() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// One `[[tenant]]` of the simulator: `extra` lines after its id, its
+/// settings, and the client secret read from `secret_file`.
+fn sim_tenant(sim: &Simulator, id: &str, extra: &str, secret_file: &Path) -> String {
+    format!(
+        "[[tenant]]\nid = \"{id}\"\n{extra}[tenant.settings]\nic-client-id = \"{}\"\nas-user-email = \"{}\"\nbase-url = \"{}\"\n[tenant.secrets]\nic-client-secret = {{ file = \"{}\" }}\n\n",
+        sim.client_id(),
+        sim.admin_email(),
+        sim.base_url(),
+        secret_file.display()
+    )
+}
+
 /// A tenants file for the simulator: `good` with its real credentials from
 /// files, `wrong` with a wrong secret, and `hostile` running the rogue
 /// component that panics when asked for resources.
@@ -415,44 +421,17 @@ fn three_tenants(sim: &Simulator, dir: &Path) -> PathBuf {
     let secret = |name: &str, value: &str| {
         let p = dir.join(name);
         std::fs::write(&p, format!("{value}\n")).unwrap();
-        p.display().to_string()
+        p
     };
     let good = secret("good-secret", &sim.client_secret());
     let wrong = secret("wrong-secret", "not-the-secret-0123456789abcdef");
-    let id = secret("client-id", &sim.client_id());
-    let tenants = format!(
-        r#"
-[[tenant]]
-id = "good"
-interval = "2s"
-[tenant.settings]
-as-user-email = "{email}"
-base-url = "{url}"
-[tenant.secrets]
-ic-client-id = {{ file = "{id}" }}
-ic-client-secret = {{ file = "{good}" }}
-
-[[tenant]]
-id = "wrong"
-interval = "2s"
-[tenant.settings]
-as-user-email = "{email}"
-base-url = "{url}"
-[tenant.secrets]
-ic-client-id = {{ file = "{id}" }}
-ic-client-secret = {{ file = "{wrong}" }}
-
-[[tenant]]
-id = "hostile"
-interval = "2s"
-component = "{rogue}"
-[tenant.settings]
-behaviour = "panic"
-"#,
-        email = sim.admin_email(),
-        url = sim.base_url(),
-        rogue = fixture_component("rogue_connector").display(),
-    );
+    let every = "interval = \"2s\"\n";
+    let tenants = sim_tenant(sim, "good", every, &good)
+        + &sim_tenant(sim, "wrong", every, &wrong)
+        + &format!(
+            "[[tenant]]\nid = \"hostile\"\n{every}component = \"{}\"\n[tenant.settings]\nbehaviour = \"panic\"\n",
+            fixture_component("rogue_connector").display()
+        );
     let p = dir.join("tenants.toml");
     std::fs::write(&p, tenants).unwrap();
     p
@@ -463,22 +442,8 @@ fn one_tenant_with_a_wrong_secret_and_one_hostile_do_not_disturb_the_good_one() 
     let sim = sim(100, 5, 100);
     let dir = tempfile::tempdir().unwrap();
     let tenants = three_tenants(&sim, dir.path());
-    let token = token_file(dir.path());
     let data = dir.path().join("data");
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
-    let serve = Serve::start(
-        &global,
-        &[
-            "--tenants",
-            tenants.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--api-token-file",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
     // The good tenant syncs on schedule: a second sync, on its own.
     let first = serve.wait_for("good", "synced", |t| t["last"]["outcome"] == "success")["last"]
         ["job"]
@@ -545,21 +510,7 @@ fn sigterm_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_previous_
     let sim = sim(2000, 20, 2000);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let token = token_file(dir.path());
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
-    let serve = Serve::start(
-        &global,
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--api-token-file",
-            token.to_str().unwrap(),
-            "--shutdown-grace",
-            "1s",
-        ],
-        &baton(&sim),
-    );
+    let serve = Serve::in_dir(dir.path(), &["--shutdown-grace", "1s"], &baton(&sim));
     serve.wait_for("default", "synced", |t| t["last"]["outcome"] == "success");
     let file = data.join("default/sync.c1z");
     let before = std::fs::read(&file).unwrap();
@@ -597,21 +548,7 @@ fn sighup_with_a_broken_file_keeps_the_tenants_and_a_good_one_is_taken() {
     let sim = sim(30, 3, 30);
     let dir = tempfile::tempdir().unwrap();
     let tenants = three_tenants(&sim, dir.path());
-    let token = token_file(dir.path());
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
-    let serve = Serve::start(
-        &global,
-        &[
-            "--tenants",
-            tenants.to_str().unwrap(),
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-            "--api-token-file",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
     assert_eq!(serve.tenants().len(), 3);
     std::fs::write(&tenants, "[[tenant]]\nid = \"Bad Id\"\n").unwrap();
     serve.signal(libc::SIGHUP);
@@ -652,40 +589,20 @@ fn sighup_with_a_broken_file_keeps_the_tenants_and_a_good_one_is_taken() {
 fn two_shards_over_one_tenants_file_sync_every_tenant_exactly_once() {
     let sim = sim(20, 2, 20);
     let dir = tempfile::tempdir().unwrap();
-    let id = dir.path().join("client-id");
     let secret = dir.path().join("client-secret");
-    std::fs::write(&id, sim.client_id()).unwrap();
     std::fs::write(&secret, sim.client_secret()).unwrap();
-    let mut text = String::new();
     let all: Vec<String> = (0..8).map(|i| format!("tenant-{i}")).collect();
-    for t in &all {
-        text += &format!(
-            "[[tenant]]\nid = \"{t}\"\n[tenant.settings]\nas-user-email = \"{}\"\nbase-url = \"{}\"\n[tenant.secrets]\nic-client-id = {{ file = \"{}\" }}\nic-client-secret = {{ file = \"{}\" }}\n",
-            sim.admin_email(),
-            sim.base_url(),
-            id.display(),
-            secret.display()
-        );
-    }
+    let text: String = all
+        .iter()
+        .map(|t| sim_tenant(&sim, t, "", &secret))
+        .collect();
     let tenants = dir.path().join("tenants.toml");
     std::fs::write(&tenants, text).unwrap();
-    let token = token_file(dir.path());
     let data = dir.path().join("data");
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
     let shard = |s: &str| {
-        Serve::start(
-            &global,
-            &[
-                "--tenants",
-                tenants.to_str().unwrap(),
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--api-token-file",
-                token.to_str().unwrap(),
-                "--shard",
-                s,
-            ],
+        Serve::in_dir(
+            dir.path(),
+            &["--tenants", tenants.to_str().unwrap(), "--shard", s],
             &[],
         )
     };
@@ -717,32 +634,11 @@ fn provisioning_through_the_api_on_and_off() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, sim.client_secret()).unwrap();
-    let tenant = |id: &str, provisioning: bool| {
-        format!(
-            "[[tenant]]\nid = \"{id}\"\nprovisioning = {provisioning}\n[tenant.settings]\nic-client-id = \"{}\"\nas-user-email = \"{}\"\nbase-url = \"{}\"\n[tenant.secrets]\nic-client-secret = {{ file = \"{}\" }}\n",
-            sim.client_id(),
-            sim.admin_email(),
-            sim.base_url(),
-            secret.display()
-        )
-    };
+    let tenant =
+        |id: &str, on: bool| sim_tenant(&sim, id, &format!("provisioning = {on}\n"), &secret);
     let tenants = dir.path().join("tenants.toml");
     std::fs::write(&tenants, tenant("writer", true) + &tenant("reader", false)).unwrap();
-    let token = token_file(dir.path());
-    let comp = component_args();
-    let global: Vec<&str> = comp.iter().map(String::as_str).collect();
-    let serve = Serve::start(
-        &global,
-        &[
-            "--tenants",
-            tenants.to_str().unwrap(),
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-            "--api-token-file",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
     let t = sim.tenant();
     let group = &t.groups[0];
     let user = t
