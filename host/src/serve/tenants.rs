@@ -365,6 +365,27 @@ mod tests {
         assert!(!e.contains("s3cr3t"), "{e}");
     }
 
+    /// The marketplace manifest's example tenants file is one this parser
+    /// takes: the documentation stays true.
+    #[test]
+    fn the_kubernetes_example_parses() {
+        let manifest = include_str!("../../../deploy/kubernetes/statefulset.yaml");
+        let (_, rest) = manifest.split_once("tenants.toml: |\n").unwrap();
+        let text: String = rest
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        let tenants = parse(&text, HOUR).unwrap();
+        assert!(tenants.len() >= 2, "{text}");
+        for t in &tenants {
+            let Settings::File { secrets, .. } = &t.settings else {
+                panic!("file settings")
+            };
+            assert!(secrets.contains_key("ic-client-secret"), "{}", t.id);
+        }
+    }
+
     #[test]
     fn environment_secrets_read_only_the_variables_named() {
         let t = parse(
