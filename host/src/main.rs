@@ -392,7 +392,6 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             "no --component given and no built Ironclad component found: run `make build` or pass --component PATH",
         )?,
     };
-    let memory_bytes = cli.memory_mb.saturating_mul(1 << 20);
     let limits = limits_of(&cli);
     let egress = OperatorEgress {
         allow: allow_list::AllowList::parse(&cli.allow_host)?,
@@ -401,7 +400,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
     };
     let vault = preflight(&cli)?;
     let engine_config = EngineConfig {
-        max_memory_bytes: memory_bytes,
+        max_memory_bytes: limits.memory_bytes,
         // One-shot commands run one instance at a time (two at most: the
         // metadata instance is dropped before the configured one).
         max_instances: 4,
