@@ -2,11 +2,16 @@
 """make bench-serve: a soak of `connector-host serve`.
 
 TENANTS tenants of USERS users each (one simulator serving the same generated
-tenant to all of them, as many customers of one application would be) sync on
-a short interval for DURATION seconds in one serve process. Prints syncs per
-minute, p50/p99 sync time, the process's peak RSS, its RSS once every tenant
-had synced once (the first round) and at the end. Ends with one JSON line
-prefixed BENCH. Not part of make test.
+tenant to all of them, as many customers of one application would be) in one
+serve process. Every tenant syncs once at start (its interval an hour), and
+the process's resident size is read when nothing runs any more: the first
+round. A SIGHUP then shortens every interval to INTERVAL_S, which applies to
+the waits in progress, and the tenants sync on that schedule for DURATION_S.
+A last SIGHUP lengthens the intervals again, and the resident size is read
+once more when nothing runs: like is compared with like, so a difference is
+memory the process kept, not a sync that happened to be running. Prints
+syncs per minute, p50/p99 sync time, peak RSS, both quiet RSS readings, and
+ends with one JSON line prefixed BENCH. Not part of make test.
 
 usage: bench_serve.py HOST SIM TENANTS USERS INTERVAL_S DURATION_S [MAX_CONCURRENT]
 """
@@ -29,6 +34,17 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def rss_parts(pid):
+    """RssAnon and RssFile, MiB: what the heap holds against mapped files."""
+    parts = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key = line.split(":", 1)[0]
+            if key in ("RssAnon", "RssFile"):
+                parts[key] = int(line.split()[1]) / 1024.0
+    return parts
 
 
 def get(addr, path):
@@ -80,7 +96,7 @@ def main():
             lines += [
                 "[[tenant]]",
                 f'id = "tenant-{i:04d}"',
-                f'interval = "{interval}s"',
+                'interval = "3600s"',
                 "[tenant.settings]",
                 f'ic-client-id = "{fields["client_id"]}"',
                 f'as-user-email = "{fields["as_user_email"]}"',
@@ -114,28 +130,58 @@ def main():
         import threading
         threading.Thread(target=lambda: [None for _ in serve.stderr], daemon=True).start()
 
-        started = time.time()
         seen = {}
         peak = 0.0
-        first_round_rss = None
-        first_round_at = None
         failures = 0
-        while time.time() - started < duration:
+
+        def sample():
+            """Reads the tenants and the RSS; whether nothing is running."""
+            nonlocal peak, failures
+            listing = json.loads(get(addr, "/v1/tenants"))
+            # Read after the listing: a quiet listing then means the jobs
+            # it reports have ended, and each job's thread gives its memory
+            # back before its report is written.
             rss = rss_mib(serve.pid)
             peak = max(peak, rss)
-            for t in json.loads(get(addr, "/v1/tenants")):
+            for t in listing:
                 last = t.get("last")
                 if last and (t["id"], last["job"]) not in seen:
                     seen[(t["id"], last["job"])] = last
                     if last["outcome"] != "success":
                         failures += 1
+            quiet = all(t["status"] == "idle" for t in listing)
             done = {tid for (tid, _) in seen}
-            if first_round_rss is None and len(done) == tenants:
-                first_round_rss, first_round_at = rss, time.time() - started
-            time.sleep(1.0)
-        end_rss = rss_mib(serve.pid)
+            return quiet and len(done) == tenants, rss
+
+        def retime(seconds):
+            with open(tenants_file, "w") as f:
+                f.write("\n".join(lines).replace('interval = "3600s"', f'interval = "{seconds}s"'))
+            serve.send_signal(signal.SIGHUP)
+
+        def until_quiet(limit_s):
+            deadline = time.time() + limit_s
+            while time.time() < deadline:
+                quiet, rss = sample()
+                if quiet:
+                    return rss, rss_parts(serve.pid)
+                time.sleep(0.2)
+            return None, {}
+
+        t0 = time.time()
+        first_round_rss, first_parts = until_quiet(600)
+        first_round_at = time.time() - t0
+        first_round_syncs = len(seen)
+
+        retime(interval)
+        started = time.time()
+        while time.time() - started < duration:
+            sample()
+            time.sleep(0.5)
         elapsed = time.time() - started
-        secs = [r["seconds"] for r in seen.values() if r["outcome"] == "success"]
+        in_run = list(seen.values())[first_round_syncs:]
+        retime(3600)
+        end_rss, end_parts = until_quiet(interval * 2 + 60)
+        secs = [r["seconds"] for r in in_run if r["outcome"] == "success"]
         per_min = len(secs) / (elapsed / 60.0)
         serve.send_signal(signal.SIGTERM)
         code = serve.wait(timeout=120)
@@ -143,12 +189,20 @@ def main():
               f"{elapsed:.0f} s, max concurrent {max_concurrent or os.cpu_count()}")
         print(f"  syncs              {len(secs)} ok, {failures} failed ({per_min:.1f} per minute)")
         print(f"  sync time          p50 {percentile(secs, 50):.2f} s, p99 {percentile(secs, 99):.2f} s")
+        def parts(p):
+            return ", ".join(f"{k[3:].lower()} {v:.1f}" for k, v in sorted(p.items()))
         if first_round_rss is not None:
-            print(f"  first round        every tenant synced by {first_round_at:.0f} s, "
-                  f"RSS then {first_round_rss:.1f} MiB")
+            print(f"  first round        {first_round_syncs} syncs, quiet at {first_round_at:.0f} s: "
+                  f"RSS {first_round_rss:.1f} MiB ({parts(first_parts)})")
         else:
-            print("  first round        not every tenant synced within the run")
-        print(f"  RSS                peak {peak:.1f} MiB, at the end {end_rss:.1f} MiB")
+            print("  first round        never quiet")
+        end_text = ("never quiet" if end_rss is None
+                    else f"{end_rss:.1f} MiB ({parts(end_parts)})")
+        print(f"  at the end, quiet  RSS {end_text}")
+        print(f"  peak RSS           {peak:.1f} MiB")
+        grew = (first_round_rss is None or end_rss is None
+                or end_rss > first_round_rss)
+        print(f"  no growth          {'no' if grew else 'yes'}")
         print(f"  exit after SIGTERM {code}")
         print("BENCH " + json.dumps({
             "bench": "serve", "tenants": tenants, "users": users, "interval_s": interval,
@@ -157,9 +211,10 @@ def main():
             "p50_s": round(percentile(secs, 50), 3), "p99_s": round(percentile(secs, 99), 3),
             "peak_rss_mib": round(peak, 1),
             "first_round_rss_mib": None if first_round_rss is None else round(first_round_rss, 1),
-            "end_rss_mib": round(end_rss, 1), "exit": code,
+            "end_rss_mib": None if end_rss is None else round(end_rss, 1),
+            "no_growth": not grew, "exit": code,
         }))
-        if failures or code != 0:
+        if failures or code != 0 or grew:
             sys.exit(1)
     finally:
         if serve and serve.poll() is None:

@@ -144,6 +144,27 @@ struct Cli {
     #[arg(long, global = true)]
     allow_host_only: bool,
 
+    /// Also trust the certificate authorities in this PEM file (repeatable): a private deployment's
+    /// CA, or an inspecting proxy's. The bundled web PKI roots stay trusted.
+    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    ca_file: Vec<PathBuf>,
+
+    /// Connect to HOST:PORT at ADDR instead of what DNS says, as curl's --resolve (repeatable;
+    /// ADDR may be a comma-separated list). The certificate is still checked for HOST.
+    #[arg(long, global = true, value_name = "HOST:PORT:ADDR")]
+    resolve: Vec<String>,
+
+    /// Send every request through this HTTP proxy (CONNECT tunnels), http://[user:pass@]host:port;
+    /// `direct` ignores HTTPS_PROXY, HTTP_PROXY and ALL_PROXY. Without it those variables (and
+    /// NO_PROXY) are honoured.
+    #[arg(long, global = true, value_name = "URL")]
+    proxy: Option<String>,
+
+    /// With --proxy: origins that go direct, in NO_PROXY's syntax (names, .domain suffixes,
+    /// addresses, CIDR blocks).
+    #[arg(long, global = true, value_name = "LIST", requires = "proxy")]
+    no_proxy: Option<String>,
+
     /// Retries of a rate-limited or unavailable page.
     #[arg(long, global = true, default_value_t = 6)]
     max_retries: u32,
@@ -397,6 +418,7 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         allow: allow_list::AllowList::parse(&cli.allow_host)?,
         pinned: cli.allow_host_only,
         writes: cli.provisioning,
+        network: network_of(&cli)?,
     };
     let vault = preflight(&cli)?;
     let engine_config = EngineConfig {
@@ -645,6 +667,32 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// How requests reach the network, from the flags and the proxy
+/// variables; logged once.
+fn network_of(cli: &Cli) -> anyhow::Result<connector_runtime::Network> {
+    use connector_runtime::{Network, ProxyChoice};
+    let mut b = Network::builder();
+    for path in &cli.ca_file {
+        b = b.ca_file(path)?;
+    }
+    for rule in &cli.resolve {
+        b = b.resolve(rule)?;
+    }
+    let proxy = match cli.proxy.as_deref() {
+        None => ProxyChoice::Environment,
+        Some("direct") => ProxyChoice::Direct,
+        Some(url) => ProxyChoice::Url {
+            url: url.to_string(),
+            no_proxy: cli.no_proxy.clone(),
+        },
+    };
+    let network = b.proxy(&proxy)?.build();
+    for line in network.describe() {
+        tracing::info!("network: {line}");
+    }
+    Ok(network)
 }
 
 /// What one instance may use, from the flags.

@@ -1,6 +1,8 @@
 //! A loopback Ironclad: OAuth client credentials plus SCIM 2.0 Users and
 //! Groups, served over real HTTP on 127.0.0.1 so the connector is tested
-//! end to end without reaching Ironclad.
+//! end to end without reaching Ironclad. Plain HTTP by default; HTTPS with a
+//! given certificate ([`SimConfig::tls`]), under a public host name the
+//! client maps to 127.0.0.1 as `curl --resolve` does.
 //!
 //! The tenant is generated deterministically from a seed, requests are
 //! counted per endpoint, and faults (latency, 429s, 5xxs, a 204 PATCH) can
@@ -20,15 +22,17 @@ mod scim;
 mod server;
 mod stats;
 mod tenant;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
+use axum::serve::{Listener, ListenerExt as _};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -36,6 +40,7 @@ pub use faults::{Faults, Hostile};
 pub use oauth::ALL_SCOPES;
 pub use password::{check_password, PASSWORD_RULE, PASSWORD_SPECIALS};
 pub use tenant::{Group, Tenant, TenantSpec, User};
+pub use tls::TlsIdentity;
 
 use server::{Shared, SharedInit};
 use tenant::{Membership, NewUser, TenantState};
@@ -60,6 +65,14 @@ pub struct SimConfig {
     /// Names with terminal escapes and ids with `:` and `\` (see
     /// [`hostile_names`]).
     pub hostile_names: bool,
+    /// Serve HTTPS with this certificate chain and key; `None` (the
+    /// default) serves plain HTTP.
+    pub tls: Option<TlsIdentity>,
+    /// The host name in [`Simulator::base_url`] (and so in every
+    /// `meta.location`), e.g. `ironclad.test` for a certificate issued to
+    /// that name; the client maps it to 127.0.0.1 (`--resolve`). `None`:
+    /// `127.0.0.1`. The server listens on 127.0.0.1 either way.
+    pub public_host: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -73,6 +86,8 @@ impl Default for SimConfig {
             faults: Faults::default(),
             saml: false,
             hostile_names: false,
+            tls: None,
+            public_host: None,
         }
     }
 }
@@ -81,6 +96,7 @@ impl Default for SimConfig {
 pub struct Simulator {
     shared: Arc<Shared>,
     base_url: String,
+    local_addr: SocketAddr,
     admin_email: String,
     admin_id: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -104,11 +120,20 @@ impl Simulator {
             .first()
             .context("the tenant needs at least one user: the first is the admin")?;
         let (admin_email, admin_id) = (admin.user_name.clone(), admin.id.clone());
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(TlsIdentity::server_config)
+            .transpose()?;
+        let public_host = cfg.public_host.as_deref().unwrap_or("127.0.0.1");
+        tls::check_public_host(public_host)?;
 
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
             .with_context(|| format!("binding 127.0.0.1:{port}"))?;
         std_listener.set_nonblocking(true)?;
-        let base_url = format!("http://{}", std_listener.local_addr()?);
+        let local_addr = std_listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{public_host}:{}", local_addr.port());
 
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.tenant.seed ^ 0xc0_4a_11_1d);
         let company_id = tenant::hex(&rand::Rng::random::<[u8; 12]>(&mut rng));
@@ -140,22 +165,26 @@ impl Simulator {
         };
         let app = server::router(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let counted = shared.clone();
+        let tls_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("ironclad-sim-server".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    // Small requests and responses: don't let Nagle and
-                    // delayed ACKs add 40 ms to each.
-                    let listener = listener.tap_io(|tcp| {
+                    // Every TCP connection is counted as accepted, TLS or
+                    // not, so tests can tell a reused connection from a new one.
+                    let listener = listener.tap_io(move |tcp| {
+                        counted.stats.record_connection();
+                        // Small requests and responses: don't let Nagle and
+                        // delayed ACKs add 40 ms to each.
                         let _ = tcp.set_nodelay(true);
                     });
-                    tokio::select! {
-                        res = axum::serve(listener, app).into_future() => {
-                            if let Err(e) = res {
-                                eprintln!("ironclad-sim: server stopped: {e}");
-                            }
+                    match tls {
+                        None => serve(listener, app, rx).await,
+                        Some(config) => {
+                            let listener = tls::TlsListener::new(listener, config, tls_shared);
+                            serve(listener, app, rx).await
                         }
-                        _ = rx => {}
                     }
                 });
                 // Open connections are simply cut: a stopped test double
@@ -167,6 +196,7 @@ impl Simulator {
         Ok(Simulator {
             shared,
             base_url,
+            local_addr,
             admin_email,
             admin_id,
             shutdown: Some(tx),
@@ -174,10 +204,17 @@ impl Simulator {
         })
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash. SCIM is under
-    /// `/scim/v2`, OAuth under `/oauth`.
+    /// `http://127.0.0.1:PORT`, no trailing slash; `https://` under
+    /// [`SimConfig::tls`], and [`SimConfig::public_host`] in place of
+    /// `127.0.0.1` when set. SCIM is under `/scim/v2`, OAuth under `/oauth`.
     pub fn base_url(&self) -> String {
         self.base_url.clone()
+    }
+
+    /// Where it listens: always `127.0.0.1:PORT`, whatever name the base
+    /// URL uses (the address for `--resolve NAME:PORT:127.0.0.1`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     pub fn client_id(&self) -> String {
@@ -264,6 +301,20 @@ impl Simulator {
         self.shared.stats.max_in_flight()
     }
 
+    /// TCP connections accepted (TLS or not, whether or not the handshake
+    /// then succeeded): with [`Simulator::total_requests`], tells whether a
+    /// client reused its connections.
+    pub fn connections(&self) -> u64 {
+        self.shared.stats.connections()
+    }
+
+    /// TLS handshakes that failed (a client that did not trust the
+    /// certificate, spoke plain HTTP, or said nothing for 10 s). Counted a
+    /// moment after the client sees its own error: poll, don't read once.
+    pub fn tls_failures(&self) -> u64 {
+        self.shared.stats.tls_failures()
+    }
+
     /// Requests that arrived with a chunked body.
     pub fn chunked_requests(&self) -> u64 {
         self.shared.stats.chunked()
@@ -290,6 +341,22 @@ impl Simulator {
     /// The access tokens handed out (live or recently expired).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.tokens.known()
+    }
+}
+
+/// Serves until `stop` fires (or the server fails, which is logged).
+async fn serve<L>(listener: L, app: axum::Router, stop: tokio::sync::oneshot::Receiver<()>)
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::select! {
+        res = axum::serve(listener, app).into_future() => {
+            if let Err(e) = res {
+                eprintln!("ironclad-sim: server stopped: {e}");
+            }
+        }
+        _ = stop => {}
     }
 }
 

@@ -1,6 +1,6 @@
 //! `ironclad-sim`: the simulator as a process, for `make demo` and
 //! `make bench`. Prints one ready line, runs until SIGINT/SIGTERM, then
-//! reports the request counts on stderr.
+//! reports the request and connection counts on stderr.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ironclad_sim::{Faults, SimConfig, Simulator, TenantSpec, DEFAULT_CLIENT_SECRET};
+use ironclad_sim::{Faults, SimConfig, Simulator, TenantSpec, TlsIdentity, DEFAULT_CLIENT_SECRET};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,10 +74,29 @@ struct Args {
     /// itself never changes, so a page asked again gets the same answer.
     #[arg(long)]
     page_churn: bool,
+
+    /// Serve HTTPS with this certificate chain (PEM: the leaf, then any
+    /// intermediates). Needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// The host name in the base URL instead of 127.0.0.1 (e.g. ironclad.test,
+    /// the name in --tls-cert); clients map it to 127.0.0.1 themselves
+    /// (`--resolve NAME:PORT:127.0.0.1`).
+    #[arg(long, value_name = "NAME")]
+    public_host: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsIdentity::from_files(cert, key)?),
+        _ => None,
+    };
     let cfg = SimConfig {
         tenant: TenantSpec {
             users: args.users,
@@ -102,6 +121,8 @@ fn main() -> anyhow::Result<()> {
         },
         saml: args.saml,
         hostile_names: args.hostile_names,
+        tls,
+        public_host: args.public_host.clone(),
         ..SimConfig::default()
     };
     let sim = Simulator::start_on(cfg, args.port)?;
@@ -131,6 +152,17 @@ fn main() -> anyhow::Result<()> {
     writeln!(err, "ironclad-sim: {} requests", sim.total_requests())?;
     for (endpoint, n) in sim.requests() {
         writeln!(err, "  {n:>8}  {endpoint}")?;
+    }
+    // A line of its own: scripts match the requests line exactly.
+    if args.tls_cert.is_some() {
+        writeln!(
+            err,
+            "ironclad-sim: {} connections, {} failed TLS handshakes",
+            sim.connections(),
+            sim.tls_failures()
+        )?;
+    } else {
+        writeln!(err, "ironclad-sim: {} connections", sim.connections())?;
     }
     drop(sim);
     Ok(())

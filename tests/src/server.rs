@@ -25,7 +25,8 @@ pub(crate) struct Shared {
     pub(crate) client_secret: String,
     pub(crate) allowed_scopes: Vec<String>,
     pub(crate) token_lifetime: Duration,
-    /// `http://127.0.0.1:PORT`, for `meta.location`.
+    /// [`crate::Simulator::base_url`] (`https://` under TLS), for
+    /// `meta.location`.
     pub(crate) base_url: String,
     pub(crate) company_id: String,
     tenant: RwLock<TenantState>,

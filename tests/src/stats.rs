@@ -1,5 +1,6 @@
 //! Request counting per endpoint, so tests can assert how many calls (and
-//! how many writes) a connector made.
+//! how many writes) a connector made; and connection counting, so they can
+//! assert that a client reused its connections.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,10 @@ pub(crate) struct Stats {
     /// Requests being answered now, and the most there ever were at once.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// TCP connections accepted, before any TLS handshake.
+    connections: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    tls_failures: AtomicU64,
 }
 
 impl Stats {
@@ -89,6 +94,22 @@ impl Stats {
 
     pub(crate) fn sized(&self) -> u64 {
         self.sized.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_tls_failure(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tls_failures(&self) -> u64 {
+        self.tls_failures.load(Ordering::Relaxed)
     }
 }
 

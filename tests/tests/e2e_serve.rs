@@ -586,6 +586,38 @@ fn sighup_with_a_broken_file_keeps_the_tenants_and_a_good_one_is_taken() {
 }
 
 #[test]
+fn a_shortened_interval_applies_to_the_wait_in_progress() {
+    let sim = sim(20, 2, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, sim.client_secret()).unwrap();
+    let tenants = dir.path().join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        sim_tenant(&sim, "slow", "interval = \"1h\"\n", &secret),
+    )
+    .unwrap();
+    let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
+    let first = serve.wait_for("slow", "synced", |t| {
+        t["status"] == "idle" && t["last"]["outcome"] == "success"
+    });
+    // An hour cut to two seconds: the next sync comes seconds after the
+    // first, not an hour later.
+    std::fs::write(
+        &tenants,
+        sim_tenant(&sim, "slow", "interval = \"2s\"\n", &secret),
+    )
+    .unwrap();
+    serve.signal(libc::SIGHUP);
+    let started = Instant::now();
+    let second = serve.wait_for("slow", "synced again", |t| {
+        t["last"]["job"] != first["last"]["job"] && t["last"]["outcome"] == "success"
+    });
+    assert!(started.elapsed() < Duration::from_secs(30), "{second}");
+    assert_eq!(second["interval_seconds"], 2);
+}
+
+#[test]
 fn two_shards_over_one_tenants_file_sync_every_tenant_exactly_once() {
     let sim = sim(20, 2, 20);
     let dir = tempfile::tempdir().unwrap();

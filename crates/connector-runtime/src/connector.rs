@@ -160,7 +160,7 @@ impl Connector {
             tracing::info!("egress: {line}");
         }
         let policy = Arc::new(policy);
-        inst.set_policy(policy.clone());
+        inst.set_policy(policy.clone(), &egress.network);
         Ok(Connector { inst, policy })
     }
 

@@ -35,6 +35,8 @@ pub struct OperatorEgress {
     /// Let requests through that may change the application (provisioning
     /// on). Off: GET, HEAD and the component's declared read-only requests.
     pub writes: bool,
+    /// How requests get there: trusted CAs, `--resolve`, the proxy.
+    pub network: crate::network::Network,
 }
 
 impl OperatorEgress {
@@ -44,6 +46,7 @@ impl OperatorEgress {
             allow,
             pinned: true,
             writes: false,
+            network: Default::default(),
         }
     }
 }
@@ -555,6 +558,7 @@ mod tests {
             allow: AllowList::parse(allow).unwrap(),
             pinned: false,
             writes: false,
+            network: Default::default(),
         };
         Policy::plan(&meta(patterns), &settings(set), &egress).unwrap()
     }
@@ -676,6 +680,7 @@ mod tests {
             allow: AllowList::parse(&["http://example.com"]).unwrap(),
             pinned: false,
             writes: false,
+            network: Default::default(),
         };
         let err = Policy::plan(&meta(&[]), &settings(&[]), &egress).unwrap_err();
         assert!(err.to_string().contains("plain http"), "{err}");

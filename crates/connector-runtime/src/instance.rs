@@ -192,8 +192,12 @@ impl Instance {
         })
     }
 
-    pub(crate) fn set_policy(&mut self, policy: Arc<Policy>) {
-        self.store.data_mut().outbound.inner.set_policy(policy);
+    pub(crate) fn set_policy(&mut self, policy: Arc<Policy>, network: &crate::network::Network) {
+        self.store
+            .data_mut()
+            .outbound
+            .inner
+            .set_policy(policy, network);
     }
 
     /// Outbound requests this instance has made.

@@ -1,7 +1,8 @@
 //! Outbound HTTP: every request a component makes comes through
 //! `send_request` here, so this is the one place that enforces the
-//! allow-list, vets resolved addresses, clamps timeouts, caps response
-//! bodies and counts requests.
+//! allow-list, clamps timeouts, caps response bodies and counts requests.
+//! The host's own client ([`crate::client`]) sends it: resolved once, every
+//! address vetted, a vetted address dialled, connections pooled.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,9 @@ use http_body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::allow_list::Origin;
+use crate::client::Client;
 use crate::egress::Policy;
+use crate::network::Network;
 
 /// Timeouts applied to every outbound request, whatever the guest asked:
 /// wasmtime's own default is 600 s for each, far too long for a sync.
@@ -60,6 +63,8 @@ pub struct Limits {
 /// The store's `WasiHttpHooks`.
 pub struct Outbound {
     policy: Arc<Policy>,
+    /// None while the policy denies everything.
+    client: Option<Client>,
     limits: Limits,
     requests: Arc<AtomicU64>,
 }
@@ -72,12 +77,20 @@ impl Outbound {
     pub fn new(policy: Policy, limits: Limits, requests: Arc<AtomicU64>) -> Self {
         Outbound {
             policy: Arc::new(policy),
+            client: None,
             limits,
             requests,
         }
     }
 
-    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+    /// Fixes what the instance may reach and how: its connections (and
+    /// their pool) belong to this policy alone.
+    pub fn set_policy(&mut self, policy: Arc<Policy>, network: &Network) {
+        self.client = Some(Client::new(
+            policy.clone(),
+            network,
+            self.limits.timeouts.connect,
+        ));
         self.policy = policy;
     }
 }
@@ -108,22 +121,26 @@ impl WasiHttpHooks for Outbound {
             tracing::warn!(%origin, "refused {denial}");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let policy = self.policy.clone();
+        let Some(client) = self.client.clone() else {
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        };
         let options = self.limits.timeouts.clamp(options);
         let max_body = self.limits.max_body_bytes;
         let requests = self.requests.clone();
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "outbound request");
         Box::new(async move {
-            vet_addresses(
-                &policy,
-                &origin,
-                options.connect_timeout.unwrap_or(Duration::from_secs(10)),
-            )
-            .await?;
             let request = sized(request, MAX_REQUEST_BODY).await?;
             requests.fetch_add(1, Ordering::Relaxed);
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let connect = options.connect_timeout.unwrap_or(Duration::from_secs(10));
+            let first_byte = options
+                .first_byte_timeout
+                .unwrap_or(Duration::from_secs(60));
+            let between = options
+                .between_bytes_timeout
+                .unwrap_or(Duration::from_secs(30));
+            let response = client
+                .send(&origin, request, connect + first_byte, between)
+                .await?;
             let response = response.map(|body| {
                 use http_body_util::BodyExt as _;
                 Capped {
@@ -133,7 +150,10 @@ impl WasiHttpHooks for Outbound {
                 }
                 .boxed_unsync()
             });
-            Ok((response, Box::new(io) as IoFuture))
+            // The pool's own tasks drive the connection: nothing for
+            // wasmtime to await beside the response.
+            let io: IoFuture = Box::new(async { Ok(()) });
+            Ok((response, io))
         })
     }
 }
@@ -192,48 +212,6 @@ async fn sized(
         .map_err(|never| match never {})
         .boxed_unsync();
     Ok(http::Request::from_parts(parts, body))
-}
-
-/// Resolves the origin's host and refuses it when any address leads where
-/// the policy does not allow (an allowed name must not point inside the
-/// network). The connection then resolves again: a name that changes its
-/// answer between the two lookups could still slip through, a gap noted here
-/// rather than hidden; closing it means dialling the vetted address itself.
-async fn vet_addresses(
-    policy: &Policy,
-    origin: &Origin,
-    timeout: Duration,
-) -> Result<(), HttpError> {
-    let addrs: Vec<std::net::IpAddr> = match origin.ip() {
-        Some(ip) => vec![ip],
-        None => {
-            let lookup = tokio::net::lookup_host((origin.host.as_str(), origin.port));
-            match tokio::time::timeout(timeout, lookup).await {
-                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
-                Ok(Err(e)) => {
-                    tracing::warn!(%origin, "DNS lookup failed: {e}");
-                    return Err(HttpError::DnsError {
-                        rcode: Some(e.to_string()),
-                        info_code: None,
-                    });
-                }
-                Err(_) => return Err(HttpError::DnsTimeout),
-            }
-        }
-    };
-    if addrs.is_empty() {
-        return Err(HttpError::DestinationNotFound);
-    }
-    for ip in addrs {
-        if !policy.address_allowed(origin, ip) {
-            tracing::warn!(
-                %origin, %ip,
-                "refused an outbound request: {origin} resolves to the internal address {ip}; only an --allow-host entry naming {ip} itself allows it"
-            );
-            return Err(HttpError::DestinationIpProhibited);
-        }
-    }
-    Ok(())
 }
 
 /// A response body that fails once it passes `limit` bytes, so a hostile or
@@ -389,25 +367,45 @@ mod tests {
                     allow: AllowList::parse(allow).unwrap(),
                     pinned: false,
                     writes: false,
+                    network: Network::default(),
                 },
             )
             .unwrap()
         };
+        let send = |allow: &[&str], url: &str| {
+            let client = Client::new(
+                Arc::new(plan(allow)),
+                &Network::default(),
+                Duration::from_secs(2),
+            );
+            let origin = Origin::of_url(url).unwrap();
+            let req = request(http::Method::GET, b"");
+            let (mut parts, body) = req.into_parts();
+            parts.uri = url.parse().unwrap();
+            async move {
+                client
+                    .send(
+                        &origin,
+                        http::Request::from_parts(parts, body),
+                        Duration::from_secs(5),
+                        Duration::from_secs(5),
+                    )
+                    .await
+            }
+        };
         // `localhost` resolves to loopback: allowed because the operator
-        // named it.
-        let local = Origin::of_url("https://localhost:9").unwrap();
-        assert!(vet_addresses(
-            &plan(&["https://localhost:9"]),
-            &local,
-            Duration::from_secs(2)
-        )
-        .await
-        .is_ok());
-        // The metadata address, not named by any operator rule.
-        let metadata = Origin::of_url("http://169.254.169.254").unwrap();
-        assert!(matches!(
-            vet_addresses(&plan(&[]), &metadata, Duration::from_secs(2)).await,
-            Err(HttpError::DestinationIpProhibited)
-        ));
+        // named it, so the dial happens (and finds nothing on port 9).
+        let err = send(&["http://localhost:9"], "http://localhost:9/x")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, HttpError::ConnectionRefused), "{err:?}");
+        // The metadata address, not named by any operator rule: never
+        // dialled.
+        let err = send(&[], "http://169.254.169.254/latest")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, HttpError::DestinationIpProhibited), "{err:?}");
     }
 }

@@ -3,6 +3,7 @@
 //! health, readiness, metrics and an operator API over HTTP.
 
 mod api;
+mod memory;
 mod metrics;
 mod service;
 pub mod shard;

@@ -90,6 +90,8 @@ pub struct TenantState {
     slot: Mutex<Slot>,
     last: Mutex<Option<Report>>,
     wake: Notify,
+    /// The interval changed: the wait in progress is measured again.
+    rescheduled: Notify,
     /// Cancelled when the tenant leaves the tenants file.
     removed: CancellationToken,
 }
@@ -201,7 +203,11 @@ impl Service {
                         let mut spec = write(&state.spec);
                         if *spec != t {
                             tracing::info!(tenant = %t.id, "tenant changed; its next sync uses the new settings");
+                            let retimed = spec.interval != t.interval;
                             *spec = t;
+                            if retimed {
+                                state.rescheduled.notify_one();
+                            }
                         }
                     }
                     None => {
@@ -210,6 +216,7 @@ impl Service {
                             slot: Mutex::new(Slot::Idle),
                             last: Mutex::new(None),
                             wake: Notify::new(),
+                            rescheduled: Notify::new(),
                             removed: CancellationToken::new(),
                         });
                         map.insert(t.id.clone(), state.clone());
@@ -229,23 +236,34 @@ impl Service {
     /// Syncs the tenant at start, then every interval (with jitter), or
     /// when asked.
     async fn tenant_loop(self: Arc<Self>, state: Arc<TenantState>) {
+        // ±10 % so tenants started together drift apart.
+        let spread = |interval: Duration| interval.mul_f64(0.9) + jitter(interval.mul_f64(0.2));
         let mut first = true;
         loop {
-            let interval = read(&state.spec).interval;
-            let wait = if first {
+            let since = tokio::time::Instant::now();
+            let mut due = if first {
                 // Many tenants starting together spread over a second.
-                jitter(Duration::from_secs(1))
+                since + jitter(Duration::from_secs(1))
             } else {
-                // ±10 % so tenants started together drift apart.
-                interval.mul_f64(0.9) + jitter(interval.mul_f64(0.2))
+                since + spread(read(&state.spec).interval)
             };
-            first = false;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = state.wake.notified() => {}
-                _ = state.removed.cancelled() => return,
-                _ = self.stopping.cancelled() => return,
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => break,
+                    _ = state.wake.notified() => break,
+                    _ = state.rescheduled.notified() => {
+                        // A new interval counts from the last sync: an
+                        // hour shortened to a minute does not wait out the
+                        // hour.
+                        if !first {
+                            due = since + spread(read(&state.spec).interval);
+                        }
+                    }
+                    _ = state.removed.cancelled() => return,
+                    _ = self.stopping.cancelled() => return,
+                }
             }
+            first = false;
             let job = {
                 let mut slot = lock(&state.slot);
                 match &*slot {
@@ -738,7 +756,12 @@ where
                 .build()
             {
                 Ok(rt) => {
-                    let _ = tx.send(rt.block_on(work()));
+                    let out = rt.block_on(work());
+                    // The job's runtime and everything it held go before the
+                    // trim, so the pages they used go back too.
+                    drop(rt);
+                    super::memory::release_free();
+                    let _ = tx.send(out);
                 }
                 Err(e) => tracing::error!("cannot start a job's runtime: {e}"),
             }
