@@ -131,7 +131,10 @@ impl WasiHttpHooks for Outbound {
         Box::new(async move {
             let request = sized(request, MAX_REQUEST_BODY).await?;
             requests.fetch_add(1, Ordering::Relaxed);
-            let connect = options.connect_timeout.unwrap_or(Duration::from_secs(10));
+            // The dialer holds each connect to the connect timeout; the
+            // head must come within the first-byte timeout of the request
+            // being handed over (a new connection's TLS handshake included,
+            // as it is part of getting that first byte).
             let first_byte = options
                 .first_byte_timeout
                 .unwrap_or(Duration::from_secs(60));
@@ -139,7 +142,7 @@ impl WasiHttpHooks for Outbound {
                 .between_bytes_timeout
                 .unwrap_or(Duration::from_secs(30));
             let response = client
-                .send(&origin, request, connect + first_byte, between)
+                .send(&origin, request, first_byte, between)
                 .await?;
             let response = response.map(|body| {
                 use http_body_util::BodyExt as _;
