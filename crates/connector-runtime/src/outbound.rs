@@ -141,9 +141,7 @@ impl WasiHttpHooks for Outbound {
             let between = options
                 .between_bytes_timeout
                 .unwrap_or(Duration::from_secs(30));
-            let response = client
-                .send(&origin, request, first_byte, between)
-                .await?;
+            let response = client.send(&origin, request, first_byte, between).await?;
             let response = response.map(|body| {
                 use http_body_util::BodyExt as _;
                 Capped {
