@@ -75,7 +75,7 @@ impl Client {
         request: http::Request<WasiBody>,
         head_timeout: Duration,
         between_bytes: Duration,
-    ) -> Result<http::Response<WasiBody>, HttpError> {
+    ) -> Result<http::Response<Paced>, HttpError> {
         let response = match tokio::time::timeout(head_timeout, self.http.request(request)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(explain(origin, &e)),
@@ -84,10 +84,7 @@ impl Client {
                 return Err(HttpError::ConnectionReadTimeout);
             }
         };
-        Ok(response.map(|body| {
-            use http_body_util::BodyExt as _;
-            Paced::new(body, between_bytes).boxed_unsync()
-        }))
+        Ok(response.map(|body| Paced::new(body, between_bytes)))
     }
 }
 
@@ -364,7 +361,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// A response body that fails when no bytes arrive for `between` (a
 /// stalled server must not hold a sync until its call timeout).
-struct Paced {
+pub(crate) struct Paced {
     inner: hyper::body::Incoming,
     between: Duration,
     stall: Pin<Box<tokio::time::Sleep>>,

@@ -63,8 +63,9 @@ pub struct Limits {
 /// The store's `WasiHttpHooks`.
 pub struct Outbound {
     policy: Arc<Policy>,
-    /// None while the policy denies everything.
-    client: Option<Client>,
+    /// Sends what `policy` lets through; its connections are this
+    /// policy's alone.
+    client: Client,
     limits: Limits,
     requests: Arc<AtomicU64>,
 }
@@ -75,9 +76,10 @@ type SendFuture =
 
 impl Outbound {
     pub fn new(policy: Policy, limits: Limits, requests: Arc<AtomicU64>) -> Self {
+        let policy = Arc::new(policy);
         Outbound {
-            policy: Arc::new(policy),
-            client: None,
+            client: Client::new(policy.clone(), &Network::default(), limits.timeouts.connect),
+            policy,
             limits,
             requests,
         }
@@ -86,11 +88,7 @@ impl Outbound {
     /// Fixes what the instance may reach and how: its connections (and
     /// their pool) belong to this policy alone.
     pub fn set_policy(&mut self, policy: Arc<Policy>, network: &Network) {
-        self.client = Some(Client::new(
-            policy.clone(),
-            network,
-            self.limits.timeouts.connect,
-        ));
+        self.client = Client::new(policy.clone(), network, self.limits.timeouts.connect);
         self.policy = policy;
     }
 }
@@ -121,9 +119,7 @@ impl WasiHttpHooks for Outbound {
             tracing::warn!(%origin, "refused {denial}");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let Some(client) = self.client.clone() else {
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        };
+        let client = self.client.clone();
         let options = self.limits.timeouts.clamp(options);
         let max_body = self.limits.max_body_bytes;
         let requests = self.requests.clone();
@@ -131,7 +127,9 @@ impl WasiHttpHooks for Outbound {
         Box::new(async move {
             let request = sized(request, MAX_REQUEST_BODY).await?;
             requests.fetch_add(1, Ordering::Relaxed);
-            // The dialer holds each connect to the connect timeout; the
+            // The dialer holds each connect to the operator's connect
+            // timeout (a pooled connection outlives the request that
+            // opened it, so a guest's shorter one no longer applies); the
             // head must come within the first-byte timeout of the request
             // being handed over (a new connection's TLS handshake included,
             // as it is part of getting that first byte).
