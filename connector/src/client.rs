@@ -1,7 +1,8 @@
 //! Ironclad's endpoints as the connector uses them: every call carries a current token and the
 //! acting user, a 401 gets one fresh token and one retry (a token can be revoked or expire
-//! early), and a refusal becomes a `connector-error` in Ironclad's own words. Every request
-//! (token requests and retries included) first waits its turn in the client-side rate limit.
+//! early), and a refusal becomes a `connector-error` in Ironclad's own words. Ironclad's rate
+//! budgets are declared in the metadata and enforced by the host for every request (token
+//! requests, retries and pages sent ahead included), so nothing here paces itself.
 
 use std::time::Instant;
 
@@ -15,7 +16,6 @@ use crate::errors::{self, api_error, unexpected_body};
 use crate::http::{self, Reply};
 use crate::oauth::{self, Token, TokenRequest};
 use crate::paging::PAGE_SIZE;
-use crate::rate_limit::{self, SystemClock};
 use crate::scim::{Group, ListResponse, NewUser, User, UserInfo};
 use crate::state;
 use crate::wit::ConnectorError;
@@ -143,11 +143,6 @@ impl Ironclad {
                 continue;
             }
             let path = listing.path(start);
-            let bucket = rate_limit::bucket(&Method::Get, &path);
-            let per_minute = self.config.rate_limits.per_minute(bucket);
-            if !state::with(|s| s.limiter.try_reserve(bucket, per_minute, Instant::now())) {
-                break;
-            }
             if !ahead::send(listing.name(), start, origin, &path, &headers) {
                 break;
             }
@@ -242,7 +237,7 @@ impl Ironclad {
         body: Option<&[u8]>,
     ) -> Result<Reply, ConnectorError> {
         let url = format!("{}{path}", self.config.origin);
-        self.with_auth(&method, path, extra_headers, |headers| {
+        self.with_auth(extra_headers, |headers| {
             let reply = http::request(method.clone(), &url, &self.config.origin, headers, body)?;
             Ok((reply.status, reply))
         })
@@ -252,7 +247,7 @@ impl Ironclad {
     /// token and one retry.
     fn open(&self, path: &str) -> Result<http::Answer, ConnectorError> {
         let url = format!("{}{path}", self.config.origin);
-        self.with_auth(&Method::Get, path, &[], |headers| {
+        self.with_auth(&[], |headers| {
             let answer = http::open_get(&url, &self.config.origin, headers)?;
             Ok((answer.status, answer))
         })
@@ -269,12 +264,9 @@ impl Ironclad {
         ]
     }
 
-    /// Sends with the token and the acting user (after the request's turn in the budget); a 401
-    /// gets a fresh token and one retry.
+    /// Sends with the token and the acting user; a 401 gets a fresh token and one retry.
     fn with_auth<R>(
         &self,
-        method: &Method,
-        path: &str,
         extra_headers: &[(&'static str, &str)],
         send: impl Fn(&[(&'static str, &str)]) -> Result<(u16, R), ConnectorError>,
     ) -> Result<R, ConnectorError> {
@@ -284,7 +276,6 @@ impl Ironclad {
             let authorization = format!("Bearer {token}");
             let mut headers = self.auth_headers(&authorization).to_vec();
             headers.extend_from_slice(extra_headers);
-            self.throttle(method, path);
             let (status, answer) = send(&headers)?;
             if status == 401 && !retried {
                 retried = true;
@@ -293,14 +284,6 @@ impl Ironclad {
             }
             return Ok(answer);
         }
-    }
-
-    /// Waits until a request of this method and path fits its Ironclad budget (nothing else
-    /// runs in the instance meanwhile, so sleeping inside `state::with` is safe).
-    fn throttle(&self, method: &Method, path: &str) {
-        let bucket = rate_limit::bucket(method, path);
-        let per_minute = self.config.rate_limits.per_minute(bucket);
-        state::with(|s| s.limiter.acquire(bucket, per_minute, &mut SystemClock));
     }
 
     /// The cached token while it is good for these settings; never a new one.
@@ -324,7 +307,6 @@ impl Ironclad {
         let key = oauth::cache_key(&self.config);
 
         let origin = self.config.origin.as_str();
-        self.throttle(&Method::Post, "/oauth/token");
         let minted_at = Instant::now();
         let reply = http::post_json(
             &format!("{origin}/oauth/token"),

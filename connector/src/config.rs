@@ -3,9 +3,6 @@
 
 use std::fmt;
 
-use crate::rate_limit::{
-    RateLimits, DEFAULT_GROUPS_PER_MINUTE, DEFAULT_USERS_PER_MINUTE, DEFAULT_USER_WRITES_PER_MINUTE,
-};
 use crate::wit::ConnectorError;
 
 pub const CLIENT_ID: &str = "ic-client-id";
@@ -80,8 +77,6 @@ pub struct Config {
     /// `scheme://host[:port]`: where every request goes, and what the host must allow.
     pub origin: String,
     pub read_only: bool,
-    /// The client-side budgets every request is held to.
-    pub rate_limits: RateLimits,
 }
 
 impl Config {
@@ -196,26 +191,6 @@ impl Config {
             })?,
         };
 
-        let per_minute = |key: &str, default: u32| -> Result<u32, ConnectorError> {
-            match read(key)? {
-                None => Ok(default),
-                Some(v) => parse_per_minute(&v).map_err(|why| {
-                    invalid(
-                        key,
-                        &format!(
-                            "{why}; use a whole number of requests per minute, 1 or more (Ironclad's budget is {default}), or leave it unset for {default}"
-                        ),
-                    )
-                }),
-            }
-        };
-        let rate_limits = RateLimits {
-            users_read: per_minute(USERS_PER_MINUTE, DEFAULT_USERS_PER_MINUTE)?,
-            users_write: per_minute(USER_WRITES_PER_MINUTE, DEFAULT_USER_WRITES_PER_MINUTE)?,
-            groups: per_minute(GROUPS_PER_MINUTE, DEFAULT_GROUPS_PER_MINUTE)?,
-            ..RateLimits::default()
-        };
-
         Ok(Config {
             client_id,
             client_secret: Secret(client_secret),
@@ -223,7 +198,6 @@ impl Config {
             environment,
             origin,
             read_only,
-            rate_limits,
         })
     }
 }
@@ -245,21 +219,6 @@ fn parse_bool(v: &str) -> Option<bool> {
         "true" | "1" | "yes" => Some(true),
         "false" | "0" | "no" => Some(false),
         _ => None,
-    }
-}
-
-/// A budget in requests per minute: a whole number from 1 up.
-fn parse_per_minute(v: &str) -> Result<u32, String> {
-    if !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "'{}' is not a whole number",
-            crate::errors::truncate(v)
-        ));
-    }
-    match v.parse::<u32>() {
-        Ok(0) => Err("0 would allow no requests at all".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{}' is too large", crate::errors::truncate(v))),
     }
 }
 
@@ -394,77 +353,6 @@ mod tests {
         assert_eq!(c.origin, "https://na1.ironcladapp.com");
         assert!(!c.read_only);
         assert_eq!(c.as_user, AsUser::Email("admin@acme.com".into()));
-        assert_eq!(c.rate_limits, RateLimits::default());
-    }
-
-    #[test]
-    fn rate_limits_are_read_per_bucket() {
-        let c = load(&with(&[
-            ("users-requests-per-minute", "60"),
-            ("groups-requests-per-minute", " 120 "),
-            ("user-writes-per-minute", "5"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.rate_limits,
-            RateLimits {
-                users_read: 60,
-                users_write: 5,
-                groups: 120,
-                other: 800,
-            }
-        );
-        // Blank means unset, as for every field.
-        let c = load(&with(&[("users-requests-per-minute", "")])).unwrap();
-        assert_eq!(c.rate_limits.users_read, 600);
-    }
-
-    #[test]
-    fn bad_rate_limits_name_the_field_and_the_fix() {
-        for (key, value, why, budget) in [
-            (
-                "users-requests-per-minute",
-                "0",
-                "0 would allow no requests",
-                "600",
-            ),
-            (
-                "groups-requests-per-minute",
-                "-5",
-                "'-5' is not a whole number",
-                "600",
-            ),
-            (
-                "user-writes-per-minute",
-                "2.5",
-                "'2.5' is not a whole number",
-                "50",
-            ),
-            (
-                "users-requests-per-minute",
-                "600/min",
-                "'600/min' is not a whole",
-                "600",
-            ),
-            (
-                "users-requests-per-minute",
-                "+60",
-                "'+60' is not a whole",
-                "600",
-            ),
-            (
-                "groups-requests-per-minute",
-                "99999999999",
-                "is too large",
-                "600",
-            ),
-        ] {
-            let m = config_message(load(&with(&[(key, value)])));
-            assert!(m.starts_with(&format!("{key}: ")), "{m}");
-            assert!(m.contains(why), "{value}: {m}");
-            assert!(m.contains("1 or more"), "{m}");
-            assert!(m.contains(&format!("Ironclad's budget is {budget}")), "{m}");
-        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The Ironclad connector: a WebAssembly component that reads Ironclad's users, groups and group
 //! memberships through its SCIM API and hands them to a host in the shapes of contract
-//! idgov:connector@0.2.0 (`wit/v0.2.0/connector.wit`); it also grants and revokes group membership
+//! idgov:connector@0.3.0 (`wit/v0.3.0/connector.wit`); it also grants and revokes group membership
 //! and creates accounts (with a generated password when the company does not sign in through
 //! SAML). It never deletes users.
 //!
@@ -11,7 +11,7 @@
 //! tested natively.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.2.0",
+    path: "../wit/v0.3.0",
     world: "connector",
     // Our world imports wasi:http (for waki, which carries its own bindings of the same
     // interfaces); the generated copies here go unused and add nothing to the component.
@@ -33,7 +33,6 @@ mod oauth;
 mod paging;
 mod password;
 mod provisioning;
-mod rate_limit;
 mod redact;
 mod scim;
 mod state;

@@ -7,13 +7,52 @@ use crate::config::{
     USER_WRITES_PER_MINUTE,
 };
 use crate::mapping::{GROUP, USER};
-use crate::rate_limit::{
-    DEFAULT_GROUPS_PER_MINUTE, DEFAULT_USERS_PER_MINUTE, DEFAULT_USER_WRITES_PER_MINUTE,
-};
 use crate::wit::{
-    AccountField, Capabilities, ConfigField, ConnectorMetadata, FieldKind, ResourceCapabilities,
-    ResourceTrait, ResourceType,
+    AccountField, Capabilities, ConfigField, ConnectorMetadata, FieldKind, RateBudget,
+    ResourceCapabilities, ResourceTrait, ResourceType,
 };
+
+/// Ironclad's documented budgets, requests per minute (API.md, "Rate limits").
+const DEFAULT_USERS_PER_MINUTE: u32 = 600;
+const DEFAULT_USER_WRITES_PER_MINUTE: u32 = 50;
+const DEFAULT_GROUPS_PER_MINUTE: u32 = 600;
+const DEFAULT_OTHER_PER_MINUTE: u32 = 800;
+const MINUTE_MS: u32 = 60_000;
+
+/// Ironclad's per-company budgets, for the host to enforce. A request counts against the first
+/// that covers it, so user writes come before the user budget that covers every other method.
+/// Ironclad's table writes `scim/v2/users*` in lower case; the host matches paths ignoring case.
+pub fn rate_budgets() -> Vec<RateBudget> {
+    let budget = |name: &str, requests: &[&str], limit: u32, setting: Option<&str>| RateBudget {
+        name: name.to_owned(),
+        requests: requests.iter().map(|r| (*r).to_owned()).collect(),
+        limit,
+        window_ms: MINUTE_MS,
+        limit_setting: setting.map(str::to_owned),
+    };
+    vec![
+        budget(
+            "user-writes",
+            &["PATCH /scim/v2/Users", "DELETE /scim/v2/Users"],
+            DEFAULT_USER_WRITES_PER_MINUTE,
+            Some(USER_WRITES_PER_MINUTE),
+        ),
+        budget(
+            "users",
+            &["* /scim/v2/Users"],
+            DEFAULT_USERS_PER_MINUTE,
+            Some(USERS_PER_MINUTE),
+        ),
+        budget(
+            "groups",
+            &["* /scim/v2/Groups"],
+            DEFAULT_GROUPS_PER_MINUTE,
+            Some(GROUPS_PER_MINUTE),
+        ),
+        // Every other API, the OAuth token exchange included.
+        budget("other", &["* /"], DEFAULT_OTHER_PER_MINUTE, None),
+    ]
+}
 
 fn field(name: &str, description: &str) -> ConfigField {
     ConfigField {
@@ -80,22 +119,22 @@ pub fn config_schema() -> Vec<ConfigField> {
         per_minute_field(
             USERS_PER_MINUTE,
             DEFAULT_USERS_PER_MINUTE,
-            "Client-side limit on GET/POST/PUT /scim/v2/Users requests, per minute (a whole number, 1 or more). The default is Ironclad's budget; lower it when other tools share the company's budget or in the demo environment.",
+            "Lowers the budget on GET/POST/PUT /scim/v2/Users requests (budget `users`), per minute: a whole number from 1 to Ironclad's 600. The host enforces it across all of the tenant's instances. Lower it when other tools share the company's budget or in the demo environment.",
         ),
         per_minute_field(
             GROUPS_PER_MINUTE,
             DEFAULT_GROUPS_PER_MINUTE,
-            "Client-side limit on /scim/v2/Groups requests (listings and membership changes), per minute (a whole number, 1 or more). The default is Ironclad's budget.",
+            "Lowers the budget on /scim/v2/Groups requests (listings and membership changes; budget `groups`), per minute: a whole number from 1 to Ironclad's 600. The host enforces it.",
         ),
         per_minute_field(
             USER_WRITES_PER_MINUTE,
             DEFAULT_USER_WRITES_PER_MINUTE,
-            "Client-side limit on PATCH/DELETE /scim/v2/Users requests, per minute (a whole number, 1 or more). The default is Ironclad's budget.",
+            "Lowers the budget on PATCH/DELETE /scim/v2/Users requests (budget `user-writes`), per minute: a whole number from 1 to Ironclad's 50. The host enforces it.",
         ),
     ]
 }
 
-/// A budget: free-form for the host (any number is allowed), checked by the connector.
+/// A setting that lowers one of the budgets below: the host checks and enforces it.
 fn per_minute_field(name: &str, default: u32, description: &str) -> ConfigField {
     ConfigField {
         default: Some(default.to_string()),
@@ -141,6 +180,7 @@ pub fn metadata() -> ConnectorMetadata {
         outbound_hosts: vec!["https://{environment}.ironcladapp.com".to_owned()],
         // The client-credentials exchange: a POST that changes nothing.
         read_only_requests: vec!["POST /oauth/token".to_owned()],
+        rate_budgets: rate_budgets(),
         capabilities: vec![
             // Users are created, never deleted (see `provisioning::NO_DEPROVISIONING`).
             ResourceCapabilities {

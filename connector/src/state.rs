@@ -1,5 +1,5 @@
 //! What one component instance remembers between calls. A host keeps an instance for a whole
-//! sync, so this is where the access token, the rate limiter's bookings, the ids already listed and
+//! sync, so this is where the access token, the ids already listed and
 //! the groups' names live; a fresh instance simply starts empty.
 //!
 //! The guest's memory never shrinks and counts against the host's, so nothing is kept that a later
@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 use crate::oauth::Token;
-use crate::rate_limit::Limiter;
 
 /// A group the instance has seen: its name answers `list-entitlements` without a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,7 +24,6 @@ pub struct CachedGroup {
 #[derive(Default)]
 pub struct State {
     pub token: Option<Token>,
-    pub limiter: Limiter,
     /// Per resource type: id → the `startIndex` of the page it was first returned on.
     seen: HashMap<String, Listed>,
     pub groups: HashMap<String, CachedGroup>,

@@ -165,6 +165,16 @@ struct Cli {
     #[arg(long, global = true, value_name = "LIST", requires = "proxy")]
     no_proxy: Option<String>,
 
+    /// Lower one of the connector's rate budgets (repeatable): NAME=LIMIT keeps its window,
+    /// NAME=LIMIT/WINDOW sets another (users=5/1s). A budget may only be lowered; `metadata`
+    /// lists the budgets.
+    #[arg(
+        long = "rate-budget",
+        global = true,
+        value_name = "NAME=LIMIT[/WINDOW]"
+    )]
+    rate_budget: Vec<connector_runtime::Lowering>,
+
     /// Retries of a rate-limited or unavailable page.
     #[arg(long, global = true, default_value_t = 6)]
     max_retries: u32,
@@ -419,6 +429,8 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         pinned: cli.allow_host_only,
         writes: cli.provisioning,
         network: network_of(&cli)?,
+        rate_budgets: cli.rate_budget.clone(),
+        rates: Default::default(),
     };
     let vault = preflight(&cli)?;
     let engine_config = EngineConfig {
@@ -850,6 +862,13 @@ fn metadata_json(
             "writes": policy.writes(),
             "read_only_requests": meta.read_only_requests,
         },
+        "rate_budgets": meta.rate_budgets.iter().map(|b| json!({
+            "name": b.name,
+            "requests": b.requests,
+            "limit": b.limit,
+            "window_ms": u64::try_from(b.window.as_millis()).unwrap_or(u64::MAX),
+            "limit_setting": b.limit_setting,
+        })).collect::<Vec<_>>(),
         "capabilities": meta.capabilities.iter().map(|(t, c)| {
             json!({"resource_type": t, "capabilities": c.names()})
         }).collect::<Vec<_>>(),

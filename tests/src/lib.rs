@@ -249,6 +249,31 @@ impl Simulator {
         self.shared.stats.snapshot()
     }
 
+    /// When each request to `endpoint` (a key as in [`Simulator::requests`])
+    /// arrived, oldest first.
+    pub fn arrivals(&self, endpoint: &str) -> Vec<std::time::Instant> {
+        self.shared
+            .stats
+            .arrivals()
+            .into_iter()
+            .filter(|(_, key)| key == endpoint)
+            .map(|(at, _)| at)
+            .collect()
+    }
+
+    /// The most of `times` (sorted) that fall in any window of `window`.
+    pub fn most_in_window(times: &[std::time::Instant], window: std::time::Duration) -> usize {
+        let mut most = 0;
+        let mut start = 0;
+        for (end, &t) in times.iter().enumerate() {
+            while t.duration_since(times[start]) >= window {
+                start += 1;
+            }
+            most = most.max(end + 1 - start);
+        }
+        most
+    }
+
     pub fn total_requests(&self) -> u64 {
         self.shared.stats.total()
     }

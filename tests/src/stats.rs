@@ -29,7 +29,14 @@ pub(crate) struct Stats {
     connections: AtomicU64,
     /// TLS handshakes that failed or timed out.
     tls_failures: AtomicU64,
+    /// When each request arrived, with its endpoint key, oldest first (the
+    /// first `MAX_ARRIVALS`): what rate-budget tests count windows in.
+    arrivals: Mutex<Vec<(std::time::Instant, String)>>,
 }
+
+/// Arrivals kept: a bench's long soak must not grow the simulator without
+/// bound.
+const MAX_ARRIVALS: usize = 1_000_000;
 
 impl Stats {
     pub(crate) fn record(&self, method: &Method, path: &str) {
@@ -38,6 +45,12 @@ impl Stats {
             self.writes.fetch_add(1, Ordering::Relaxed);
         }
         let key = endpoint_key(method, path);
+        {
+            let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
+            if arrivals.len() < MAX_ARRIVALS {
+                arrivals.push((std::time::Instant::now(), key.clone()));
+            }
+        }
         let mut map = self
             .per_endpoint
             .lock()
@@ -51,6 +64,13 @@ impl Stats {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub(crate) fn arrivals(&self) -> Vec<(std::time::Instant, String)> {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn total(&self) -> u64 {

@@ -34,7 +34,7 @@ fn assert_cached(run: &common::Run, cached: bool) {
         run.stderr
     );
     let meta: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(meta["contract"], "idgov:connector@0.2.0");
+    assert_eq!(meta["contract"], "idgov:connector@0.3.0");
 }
 
 #[test]

@@ -107,7 +107,7 @@ fn a_component_of_an_incompatible_contract_version_is_named_as_such() {
     let run = load(&fixture_component("future_connector"));
     let line = run.error_line();
     assert!(
-        line.contains("built for idgov:connector@0.3.0") && line.contains("0.1.0 and 0.2.0"),
+        line.contains("built for idgov:connector@0.4.0") && line.contains("0.1.0, 0.2.0 and 0.3.0"),
         "{line}"
     );
 }

@@ -764,3 +764,44 @@ fn provisioning_through_the_api_on_and_off() {
     assert!(!log.contains(password), "the password in the log");
     assert!(!log.contains(&sim.client_secret()));
 }
+
+/// A tenant's jobs draw on one rate budget, which the process keeps
+/// between them: a sync started right after another waits for what the
+/// first used, and one started after an idle window goes at once.
+#[test]
+fn a_tenants_syncs_share_its_rate_budget_and_an_idle_window_makes_it_whole() {
+    // 5 pages of users a sync, under the tenant's 3 every 4 s.
+    let sim = sim(4_500, 2, 20);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, sim.client_secret()).unwrap();
+    let tenants = dir.path().join("tenants.toml");
+    let extra = "interval = \"1h\"\nrate-budgets = [\"users=3/4s\"]\n";
+    std::fs::write(&tenants, sim_tenant(&sim, "paced", extra, &secret)).unwrap();
+    let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
+    let synced = |after: &Value| {
+        let job = after["last"]["job"].clone();
+        serve.wait_for("paced", "synced", move |t| {
+            t["status"] == "idle" && t["last"]["outcome"] == "success" && t["last"]["job"] != job
+        })
+    };
+    let first = synced(&Value::Null);
+    assert_eq!(serve.post("/v1/tenants/paced/syncs", Some(TOKEN)).0, 202);
+    let second = synced(&first);
+    let users = "GET /scim/v2/Users";
+    let times = sim.arrivals(users);
+    assert_eq!(times.len(), 10, "{:?}", sim.requests());
+    let window = Duration::from_secs(4) - Duration::from_millis(400);
+    let most = Simulator::most_in_window(&times, window);
+    assert!(most <= 3, "{most} user pages within 4 s over two syncs");
+
+    std::thread::sleep(Duration::from_millis(4_500));
+    let asked = Instant::now();
+    assert_eq!(serve.post("/v1/tenants/paced/syncs", Some(TOKEN)).0, 202);
+    synced(&second);
+    let first_page = sim.arrivals(users)[10].duration_since(asked);
+    assert!(
+        first_page < Duration::from_secs(1),
+        "the first page after an idle window waited {first_page:?}"
+    );
+}

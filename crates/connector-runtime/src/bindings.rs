@@ -23,3 +23,13 @@ pub mod v0_2 {
         exports: { default: async },
     });
 }
+
+/// `idgov:connector@0.3.0`: rate budgets declared in the metadata, enforced
+/// by the host.
+pub mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.3.0",
+        world: "connector-exports",
+        exports: { default: async },
+    });
+}

@@ -8,11 +8,12 @@ use sync_store::ids::{EntitlementId, GrantId};
 use sync_store::model::ResourceId;
 
 use crate::allow_list::Origin;
-use crate::convert::{v0_1, v0_2};
+use crate::convert::{v0_1, v0_2, v0_3};
 use crate::egress::{EgressError, OperatorEgress, Policy};
 use crate::engine::Component;
 use crate::errors::CallError;
 use crate::instance::{Bindings, Instance, Limits};
+use crate::rate::{Budgets, RateError};
 use crate::types::*;
 
 /// Calls one export on either contract version: `$call` names the export's
@@ -31,6 +32,11 @@ macro_rules! dispatch {
                 Bindings::V0_2(x) => {
                     #[allow(unused_imports)]
                     use v0_2 as $c;
+                    Ok(x.$iface().$call(s, $($arg),*).await?.map($c::$map).map_err($c::error))
+                }
+                Bindings::V0_3(x) => {
+                    #[allow(unused_imports)]
+                    use v0_3 as $c;
                     Ok(x.$iface().$call(s, $($arg),*).await?.map($c::$map).map_err($c::error))
                 }
             })
@@ -59,6 +65,10 @@ async fn metadata(inst: &mut Instance, version: ContractVersion) -> Result<Metad
             x.idgov_connector_sync().call_metadata(s).await?,
             version,
         ))),
+        Bindings::V0_3(x) => Ok(Ok(v0_3::metadata(
+            x.idgov_connector_sync().call_metadata(s).await?,
+            version,
+        ))),
     })
     .await
 }
@@ -77,6 +87,12 @@ async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError>
             .await?
             .map(|t| t.iter().map(v0_2::type_info).collect())
             .map_err(v0_2::error)),
+        Bindings::V0_3(x) => Ok(x
+            .idgov_connector_sync()
+            .call_resource_types(s)
+            .await?
+            .map(|t| t.iter().map(v0_3::type_info).collect())
+            .map_err(v0_3::error)),
     })
     .await
 }
@@ -98,6 +114,10 @@ pub enum OpenError {
     /// The operator's settings or list make no usable policy.
     #[error(transparent)]
     Egress(#[from] EgressError),
+    /// The connector's rate budgets, or the operator's lowering of them,
+    /// are unusable.
+    #[error(transparent)]
+    Rate(#[from] RateError),
     /// The connector declared something that is not an origin.
     #[error("the connector declared an unusable origin {origin:?}: {reason}")]
     BadOrigin {
@@ -131,6 +151,13 @@ impl Connector {
         let mut inst = Instance::new(component, limits, config.clone()).await?;
         let meta = metadata(&mut inst, component.contract_version()).await?;
         let policy = Policy::plan(&meta, &config, egress)?;
+        let budgets = Budgets::plan(
+            &meta.rate_budgets,
+            &config,
+            &meta.config_schema,
+            &egress.rate_budgets,
+            &egress.rates,
+        )?;
         let declared: Vec<String> = inst
             .call("outbound-origins", async |b, s| match b {
                 Bindings::V0_1(x) => Ok(x
@@ -143,6 +170,11 @@ impl Connector {
                     .call_outbound_origins(s)
                     .await?
                     .map_err(v0_2::error)),
+                Bindings::V0_3(x) => Ok(x
+                    .idgov_connector_sync()
+                    .call_outbound_origins(s)
+                    .await?
+                    .map_err(v0_3::error)),
             })
             .await?;
         for text in &declared {
@@ -159,8 +191,11 @@ impl Connector {
         for line in policy.describe() {
             tracing::info!("egress: {line}");
         }
+        for line in budgets.describe() {
+            tracing::info!("rate budget {line}");
+        }
         let policy = Arc::new(policy);
-        inst.set_policy(policy.clone(), &egress.network);
+        inst.set_policy(policy.clone(), &egress.network, Arc::new(budgets));
         Ok(Connector { inst, policy })
     }
 

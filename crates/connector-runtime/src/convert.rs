@@ -1,7 +1,7 @@
 //! Each contract version's generated types become the neutral ones, here and
-//! only here. The two versions share most records field for field, so one
-//! macro writes those conversions for both; what differs (resource types
-//! and pages) is written per version below.
+//! only here. The versions share most records field for field, so one macro
+//! writes those conversions for all; what differs (resource types and pages,
+//! rate budgets) is written per version below.
 
 use sync_store::ids::{EntitlementId, GrantId};
 use sync_store::model;
@@ -137,8 +137,10 @@ macro_rules! shared_conversions {
 
         pub fn metadata(m: w::ConnectorMetadata, contract: ContractVersion) -> Metadata {
             let read_only_requests = read_only_requests(&m);
+            let rate_budgets = rate_budgets(&m);
             Metadata {
                 read_only_requests,
+                rate_budgets,
                 display_name: m.display_name,
                 description: m.description,
                 version: m.version,
@@ -271,6 +273,11 @@ pub mod v0_1 {
         Vec::new()
     }
 
+    /// 0.1.0 declares no budgets: its components pace themselves.
+    fn rate_budgets(_: &w::ConnectorMetadata) -> Vec<DeclaredBudget> {
+        Vec::new()
+    }
+
     /// 0.1.0 has no field kinds: every setting is text.
     fn field_kind(_: &w::ConfigField) -> FieldKind {
         FieldKind::Text
@@ -296,40 +303,71 @@ pub mod v0_1 {
     }
 }
 
+/// What 0.2.0 added (field kinds, read-only requests, per-type hints, bulk
+/// pages), shared by every version since.
+macro_rules! since_v0_2 {
+    () => {
+        fn read_only_requests(m: &w::ConnectorMetadata) -> Vec<String> {
+            m.read_only_requests.clone()
+        }
+
+        fn field_kind(f: &w::ConfigField) -> FieldKind {
+            match f.kind {
+                w::FieldKind::Text => FieldKind::Text,
+                w::FieldKind::Origin => FieldKind::Origin,
+            }
+        }
+
+        pub fn type_info(t: &w::ResourceType) -> TypeInfo {
+            TypeInfo {
+                resource_type: resource_type(t),
+                has_entitlements: t.has_entitlements,
+                has_grants: t.has_grants,
+            }
+        }
+
+        pub fn resource_page(p: w::ResourcePage) -> ResourcePage {
+            ResourcePage {
+                items: p.items.into_iter().map(resource).collect(),
+                next_page_token: p.next_page_token,
+                total_hint: p.total_hint,
+                included: p.included.map(|i| Included {
+                    entitlements: i.entitlements.into_iter().map(entitlement).collect(),
+                    grants: i.grants.into_iter().map(grant).collect(),
+                    pending: i.pending.into_iter().map(id).collect(),
+                }),
+            }
+        }
+    };
+}
+
 /// `idgov:connector@0.2.0`.
 pub mod v0_2 {
     shared_conversions!(crate::bindings::v0_2::exports::idgov::connector::types);
+    since_v0_2!();
 
-    fn read_only_requests(m: &w::ConnectorMetadata) -> Vec<String> {
-        m.read_only_requests.clone()
+    /// 0.2.0 declares no budgets: its components pace themselves.
+    fn rate_budgets(_: &w::ConnectorMetadata) -> Vec<DeclaredBudget> {
+        Vec::new()
     }
+}
 
-    fn field_kind(f: &w::ConfigField) -> FieldKind {
-        match f.kind {
-            w::FieldKind::Text => FieldKind::Text,
-            w::FieldKind::Origin => FieldKind::Origin,
-        }
-    }
+/// `idgov:connector@0.3.0`.
+pub mod v0_3 {
+    shared_conversions!(crate::bindings::v0_3::exports::idgov::connector::types);
+    since_v0_2!();
 
-    pub fn type_info(t: &w::ResourceType) -> TypeInfo {
-        TypeInfo {
-            resource_type: resource_type(t),
-            has_entitlements: t.has_entitlements,
-            has_grants: t.has_grants,
-        }
-    }
-
-    pub fn resource_page(p: w::ResourcePage) -> ResourcePage {
-        ResourcePage {
-            items: p.items.into_iter().map(resource).collect(),
-            next_page_token: p.next_page_token,
-            total_hint: p.total_hint,
-            included: p.included.map(|i| Included {
-                entitlements: i.entitlements.into_iter().map(entitlement).collect(),
-                grants: i.grants.into_iter().map(grant).collect(),
-                pending: i.pending.into_iter().map(id).collect(),
-            }),
-        }
+    fn rate_budgets(m: &w::ConnectorMetadata) -> Vec<DeclaredBudget> {
+        m.rate_budgets
+            .iter()
+            .map(|b| DeclaredBudget {
+                name: b.name.clone(),
+                requests: b.requests.clone(),
+                limit: b.limit,
+                window: std::time::Duration::from_millis(u64::from(b.window_ms)),
+                limit_setting: b.limit_setting.clone(),
+            })
+            .collect()
     }
 }
 

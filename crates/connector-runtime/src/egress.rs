@@ -37,6 +37,12 @@ pub struct OperatorEgress {
     pub writes: bool,
     /// How requests get there: trusted CAs, `--resolve`, the proxy.
     pub network: crate::network::Network,
+    /// The operator's lowering of the connector's rate budgets.
+    pub rate_budgets: Vec<crate::rate::Lowering>,
+    /// What the tenant's budgets have let through: hand every connector of
+    /// one tenant the same ledger (clones share it), so they share its
+    /// budgets.
+    pub rates: crate::rate::RateLedger,
 }
 
 impl OperatorEgress {
@@ -45,8 +51,7 @@ impl OperatorEgress {
         OperatorEgress {
             allow,
             pinned: true,
-            writes: false,
-            network: Default::default(),
+            ..OperatorEgress::default()
         }
     }
 }
@@ -543,6 +548,7 @@ mod tests {
             outbound_hosts: patterns.iter().map(|p| p.to_string()).collect(),
             capabilities: vec![],
             read_only_requests: vec!["POST /oauth/token".into()],
+            rate_budgets: vec![],
         }
     }
 
@@ -557,8 +563,7 @@ mod tests {
         let egress = OperatorEgress {
             allow: AllowList::parse(allow).unwrap(),
             pinned: false,
-            writes: false,
-            network: Default::default(),
+            ..Default::default()
         };
         Policy::plan(&meta(patterns), &settings(set), &egress).unwrap()
     }
@@ -679,8 +684,7 @@ mod tests {
         let egress = OperatorEgress {
             allow: AllowList::parse(&["http://example.com"]).unwrap(),
             pinned: false,
-            writes: false,
-            network: Default::default(),
+            ..Default::default()
         };
         let err = Policy::plan(&meta(&[]), &settings(&[]), &egress).unwrap_err();
         assert!(err.to_string().contains("plain http"), "{err}");

@@ -17,7 +17,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_config::WasiConfig;
 
-use crate::bindings::{v0_1, v0_2};
+use crate::bindings::{v0_1, v0_2, v0_3};
 use crate::cache::Cache;
 use crate::errors::LoadError;
 use crate::instance::HostState;
@@ -168,6 +168,9 @@ impl Engine {
             ContractVersion::V0_2 => {
                 Pre::V0_2(v0_2::ConnectorExportsPre::new(instance_pre).map_err(unfit)?)
             }
+            ContractVersion::V0_3 => {
+                Pre::V0_3(v0_3::ConnectorExportsPre::new(instance_pre).map_err(unfit)?)
+            }
         };
         Ok(Component {
             engine: self.clone(),
@@ -228,6 +231,7 @@ pub struct Component {
 pub(crate) enum Pre {
     V0_1(v0_1::ConnectorExportsPre<HostState>),
     V0_2(v0_2::ConnectorExportsPre<HostState>),
+    V0_3(v0_3::ConnectorExportsPre<HostState>),
 }
 
 impl Component {
@@ -283,11 +287,7 @@ fn contract_version(path: &Path, exports: &[String]) -> Result<ContractVersion, 
     let unsupported = |text: &str| LoadError::UnsupportedVersion {
         path: path.to_path_buf(),
         found: if text.is_empty() { "?" } else { text }.to_string(),
-        supported: ContractVersion::SUPPORTED
-            .iter()
-            .map(|v| v.as_str())
-            .collect::<Vec<_>>()
-            .join(" and "),
+        supported: ContractVersion::listed(),
     };
     // Every export must name the same supported version.
     let texts: Vec<&str> = ours
@@ -355,10 +355,13 @@ mod tests {
             msg.contains("not a connector") && msg.contains("wasi:http/incoming-handler"),
             "{msg}"
         );
-        let newer = ["idgov:connector/sync@0.3.0".to_string()];
+        let v3 = ["idgov:connector/sync@0.3.0".to_string()];
+        assert_eq!(contract_version(p, &v3).unwrap(), ContractVersion::V0_3);
+        let newer = ["idgov:connector/sync@0.4.0".to_string()];
         let msg = contract_version(p, &newer).unwrap_err().to_string();
         assert!(
-            msg.contains("built for idgov:connector@0.3.0") && msg.contains("0.1.0 and 0.2.0"),
+            msg.contains("built for idgov:connector@0.4.0")
+                && msg.contains("0.1.0, 0.2.0 and 0.3.0"),
             "{msg}"
         );
         let mixed = [

@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{v0_1, v0_2};
+use crate::bindings::{v0_1, v0_2, v0_3};
 use crate::bounds::{Bounded as _, BoundedHooks, Bounds};
 use crate::budget::{self, Budget, Caps};
 use crate::egress::Policy;
@@ -90,6 +90,7 @@ impl WasiHttpView for HostState {
 pub(crate) enum Bindings {
     V0_1(v0_1::ConnectorExports),
     V0_2(v0_2::ConnectorExports),
+    V0_3(v0_3::ConnectorExports),
 }
 
 /// One live instance.
@@ -108,6 +109,7 @@ impl Instance {
         match self.bindings {
             Bindings::V0_1(_) => crate::types::ContractVersion::V0_1,
             Bindings::V0_2(_) => crate::types::ContractVersion::V0_2,
+            Bindings::V0_3(_) => crate::types::ContractVersion::V0_3,
         }
     }
 
@@ -181,6 +183,9 @@ impl Instance {
             Pre::V0_2(pre) => {
                 Bindings::V0_2(pre.instantiate_async(&mut store).await.map_err(started)?)
             }
+            Pre::V0_3(pre) => {
+                Bindings::V0_3(pre.instantiate_async(&mut store).await.map_err(started)?)
+            }
         };
         Ok(Instance {
             store,
@@ -192,12 +197,17 @@ impl Instance {
         })
     }
 
-    pub(crate) fn set_policy(&mut self, policy: Arc<Policy>, network: &crate::network::Network) {
+    pub(crate) fn set_policy(
+        &mut self,
+        policy: Arc<Policy>,
+        network: &crate::network::Network,
+        budgets: Arc<crate::rate::Budgets>,
+    ) {
         self.store
             .data_mut()
             .outbound
             .inner
-            .set_policy(policy, network);
+            .set_policy(policy, network, budgets);
     }
 
     /// Outbound requests this instance has made.

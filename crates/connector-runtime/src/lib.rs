@@ -1,8 +1,8 @@
 //! Runs identity-governance connector components, written by others, in a
 //! wasmtime sandbox, and streams their syncs into a [`SyncSink`].
 //!
-//! The runtime knows the `idgov:connector` contract (versions 0.1.0 and
-//! 0.2.0) and nothing of any application. One [`Engine`] per process
+//! The runtime knows the `idgov:connector` contract (versions 0.1.0, 0.2.0
+//! and 0.3.0) and nothing of any application. One [`Engine`] per process
 //! compiles (or takes from its cache) and checks each [`Component`]; every
 //! job gets a fresh [`Connector`] instance with an empty WASI context, its
 //! settings through `wasi:config`, and HTTP only to the origins the
@@ -42,6 +42,7 @@ mod errors;
 mod instance;
 pub mod network;
 pub mod outbound;
+pub mod rate;
 mod retry;
 pub mod secrets;
 mod stdio;
@@ -57,6 +58,7 @@ pub use engine::{Component, Engine, EngineConfig};
 pub use errors::{CallError, LoadError};
 pub use instance::Limits;
 pub use network::{Network, NetworkError, ProxyChoice};
+pub use rate::{Lowering, RateError, RateLedger};
 pub use retry::RetryPolicy;
 pub use sync_store;
 pub use types::*;

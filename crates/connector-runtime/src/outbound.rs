@@ -19,6 +19,7 @@ use crate::allow_list::Origin;
 use crate::client::Client;
 use crate::egress::Policy;
 use crate::network::Network;
+use crate::rate::Budgets;
 
 /// Timeouts applied to every outbound request, whatever the guest asked:
 /// wasmtime's own default is 600 s for each, far too long for a sync.
@@ -68,6 +69,8 @@ pub struct Outbound {
     client: Client,
     limits: Limits,
     requests: Arc<AtomicU64>,
+    /// The tenant's rate budgets: every request waits for its turn here.
+    budgets: Arc<Budgets>,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -82,14 +85,17 @@ impl Outbound {
             policy,
             limits,
             requests,
+            budgets: Arc::new(Budgets::none()),
         }
     }
 
-    /// Fixes what the instance may reach and how: its connections (and
-    /// their pool) belong to this policy alone.
-    pub fn set_policy(&mut self, policy: Arc<Policy>, network: &Network) {
+    /// Fixes what the instance may reach, how, and how fast: its
+    /// connections (and their pool) belong to this policy alone; its
+    /// budgets are the tenant's.
+    pub fn set_policy(&mut self, policy: Arc<Policy>, network: &Network, budgets: Arc<Budgets>) {
         self.client = Client::new(policy.clone(), network, self.limits.timeouts.connect);
         self.policy = policy;
+        self.budgets = budgets;
     }
 }
 
@@ -123,9 +129,13 @@ impl WasiHttpHooks for Outbound {
         let options = self.limits.timeouts.clamp(options);
         let max_body = self.limits.max_body_bytes;
         let requests = self.requests.clone();
+        let budgets = self.budgets.clone();
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "outbound request");
         Box::new(async move {
             let request = sized(request, MAX_REQUEST_BODY).await?;
+            // The wait for the budget comes before the timeouts start: it
+            // is the host's pacing, not the application being slow.
+            budgets.admit(request.method(), request.uri().path()).await;
             requests.fetch_add(1, Ordering::Relaxed);
             // The dialer holds each connect to the operator's connect
             // timeout (a pooled connection outlives the request that
@@ -357,6 +367,7 @@ mod tests {
             outbound_hosts: vec![],
             capabilities: vec![],
             read_only_requests: vec![],
+            rate_budgets: vec![],
         };
         let plan = |allow: &[&str]| {
             Policy::plan(
@@ -367,6 +378,7 @@ mod tests {
                     pinned: false,
                     writes: false,
                     network: Network::default(),
+                    ..Default::default()
                 },
             )
             .unwrap()

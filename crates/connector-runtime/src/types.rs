@@ -14,17 +14,34 @@ pub enum ContractVersion {
     V0_1,
     /// `idgov:connector@0.2.0`.
     V0_2,
+    /// `idgov:connector@0.3.0`.
+    V0_3,
 }
 
 impl ContractVersion {
     /// Every version this runtime runs, oldest first.
-    pub const SUPPORTED: [ContractVersion; 2] = [ContractVersion::V0_1, ContractVersion::V0_2];
+    pub const SUPPORTED: [ContractVersion; 3] = [
+        ContractVersion::V0_1,
+        ContractVersion::V0_2,
+        ContractVersion::V0_3,
+    ];
 
-    /// `0.1.0`, `0.2.0`.
+    /// `0.1.0`, `0.2.0`, `0.3.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1 => "0.1.0",
             ContractVersion::V0_2 => "0.2.0",
+            ContractVersion::V0_3 => "0.3.0",
+        }
+    }
+
+    /// Every supported version for a sentence: "0.1.0, 0.2.0 and 0.3.0".
+    pub fn listed() -> String {
+        let all: Vec<&str> = Self::SUPPORTED.iter().map(|v| v.as_str()).collect();
+        match all.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
         }
     }
 
@@ -152,6 +169,26 @@ pub struct Metadata {
     /// /path`), let through while provisioning is off (see
     /// [`crate::egress`]); none under 0.1.0.
     pub read_only_requests: Vec<String>,
+    /// The application's rate budgets, for the host to enforce (see
+    /// [`crate::rate`]); none before 0.3.0.
+    pub rate_budgets: Vec<DeclaredBudget>,
+}
+
+/// A rate budget as the connector declared it (contract 0.3.0): at most
+/// `limit` requests of those it covers in any `window`. Checked when a
+/// connector is opened ([`crate::rate::Budgets::plan`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclaredBudget {
+    /// Its name, e.g. "users-read".
+    pub name: String,
+    /// What it covers, each `METHOD /path` (`*` for any method).
+    pub requests: Vec<String>,
+    /// Requests allowed in any window.
+    pub limit: u32,
+    /// The window's length.
+    pub window: Duration,
+    /// The setting through which the operator may lower `limit`.
+    pub limit_setting: Option<String>,
 }
 
 /// A resource type and what the sync needs to ask about its resources.
@@ -398,7 +435,11 @@ mod tests {
             ContractVersion::of_package_version("0.2.3"),
             Some(ContractVersion::V0_2)
         );
-        assert_eq!(ContractVersion::of_package_version("0.3.0"), None);
+        assert_eq!(
+            ContractVersion::of_package_version("0.3.0"),
+            Some(ContractVersion::V0_3)
+        );
+        assert_eq!(ContractVersion::of_package_version("0.4.0"), None);
         assert_eq!(ContractVersion::of_package_version(""), None);
     }
 }

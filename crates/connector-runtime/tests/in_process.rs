@@ -97,7 +97,7 @@ async fn a_streamed_sync_holds_exactly_the_tenant() {
     let component = engine
         .load(&component_path("ironclad_connector", "connector/src"))
         .unwrap();
-    assert_eq!(component.contract_version(), ContractVersion::V0_2);
+    assert_eq!(component.contract_version(), ContractVersion::V0_3);
     let limits = Limits::default();
     let (meta, types) = component.metadata(&limits).await.unwrap();
     assert!(types
@@ -222,5 +222,61 @@ async fn components_of_both_contract_versions_load_and_compile_once() {
     assert!(types.iter().all(|t| t.has_entitlements && t.has_grants));
     let future = component_path("future_connector", "tests/fixtures/future-connector");
     let e = engine.load(&future).err().unwrap().to_string();
-    assert!(e.contains("idgov:connector@0.3.0"), "{e}");
+    assert!(e.contains("built for idgov:connector@0.4.0"), "{e}");
+}
+
+/// Two instances of one tenant, syncing at once with one ledger: they draw
+/// on one budget, so no window holds more than it, and a third instance
+/// opened after an idle window starts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_ledger_share_the_tenants_budget() {
+    // 4 pages of users per sync, 8 in all, under 3 every 2 s.
+    let sim = sim(3_500, 3, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("cache"));
+    let component = engine
+        .load(&component_path("ironclad_connector", "connector/src"))
+        .unwrap();
+    let limits = Limits::default();
+    let (meta, _) = component.metadata(&limits).await.unwrap();
+    let egress = OperatorEgress {
+        rate_budgets: vec!["users=3/2s".parse().unwrap()],
+        ..OperatorEgress::default()
+    };
+    let run = |name: &'static str| {
+        let (component, limits, meta, egress) = (&component, &limits, &meta, &egress);
+        let out = dir.path().join(name);
+        let sim = &sim;
+        async move {
+            let mut conn = Connector::open(component, limits, settings(sim), egress)
+                .await
+                .unwrap();
+            let sink = c1z::sink(&out).unwrap();
+            sync::run(&mut conn, meta, &RetryPolicy::default(), sink)
+                .await
+                .unwrap()
+        }
+    };
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(run("a.c1z"), run("b.c1z"));
+    assert_eq!(a.stats.resources["user"], 3_500);
+    assert_eq!(b.stats.resources["user"], 3_500);
+    let times = sim.arrivals("GET /scim/v2/Users");
+    assert_eq!(times.len(), 8);
+    let window = Duration::from_secs(2) - Duration::from_millis(300);
+    let most = Simulator::most_in_window(&times, window);
+    assert!(most <= 3, "{most} user pages within 2 s from two instances");
+    // 8 pages at 3 a window: the last went out in the third window.
+    assert!(started.elapsed() >= Duration::from_millis(3_700));
+
+    // After an idle window the budget is whole again: no wait.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = std::time::Instant::now();
+    run("c.c1z").await;
+    let times = sim.arrivals("GET /scim/v2/Users");
+    let first = times[8].duration_since(asked);
+    assert!(
+        first < Duration::from_secs(1),
+        "the first page waited {first:?}"
+    );
 }

@@ -129,6 +129,7 @@ pub async fn run(
             component: default.component.clone(),
             interval: args.interval,
             provisioning: default.provisioning,
+            rate_budgets: Vec::new(),
             settings: tenants::Settings::CommandLine {
                 flags: default.flags.clone(),
                 prefix: default.prefix.clone(),

@@ -27,6 +27,24 @@ use sync_store::c1z;
 use super::metrics::{Metrics, Outcome};
 use super::tenants::{Resolvable, Tenant};
 
+/// The command line's egress for one tenant's job: its own budget ledger,
+/// its own lowering of the budgets on top of the command line's.
+fn tenant_egress(
+    common: &OperatorEgress,
+    spec: &Tenant,
+    rates: &connector_runtime::RateLedger,
+    writes: bool,
+) -> OperatorEgress {
+    let mut rate_budgets = common.rate_budgets.clone();
+    rate_budgets.extend(spec.rate_budgets.iter().cloned());
+    OperatorEgress {
+        writes,
+        rate_budgets,
+        rates: rates.clone(),
+        ..common.clone()
+    }
+}
+
 /// What every tenant's sync shares, from the command line.
 pub struct Common {
     pub limits: Limits,
@@ -94,6 +112,10 @@ pub struct TenantState {
     rescheduled: Notify,
     /// Cancelled when the tenant leaves the tenants file.
     removed: CancellationToken,
+    /// What the tenant's rate budgets have let through, shared by all of
+    /// its jobs (and kept across reloads), so a sync and provisioning
+    /// calls running together draw on one budget.
+    rates: connector_runtime::RateLedger,
 }
 
 /// Why a sync could not be started now.
@@ -218,6 +240,7 @@ impl Service {
                             wake: Notify::new(),
                             rescheduled: Notify::new(),
                             removed: CancellationToken::new(),
+                            rates: Default::default(),
                         });
                         map.insert(t.id.clone(), state.clone());
                         added.push(state);
@@ -322,7 +345,7 @@ impl Service {
         let span = tracing::info_span!("sync", tenant = %spec.id, job = %job);
         let ended = self
             .clone()
-            .sync_on_own_thread(spec.clone(), span.clone())
+            .sync_on_own_thread(spec.clone(), state.rates.clone(), span.clone())
             .await;
         self.metrics.running(false);
         let seconds = started.elapsed().as_secs_f64();
@@ -409,13 +432,14 @@ impl Service {
     async fn sync_on_own_thread(
         self: Arc<Self>,
         spec: Tenant,
+        rates: connector_runtime::RateLedger,
         span: tracing::Span,
     ) -> Option<Result<sync_store::Finished, Failed>> {
         let cancel = self.cancel_jobs.clone();
         let name = format!("sync-{}", spec.id);
         on_own_thread(name, async move || {
             tokio::select! {
-                r = self.sync_tenant(&spec).instrument(span) => Some(r),
+                r = self.sync_tenant(&spec, &rates).instrument(span) => Some(r),
                 _ = cancel.cancelled() => None,
             }
         })
@@ -435,6 +459,7 @@ impl Service {
             .cloned()
             .ok_or(ProvisionError::NoSuchTenant)?;
         let spec = read(&state.spec).clone();
+        let rates = state.rates.clone();
         if !spec.provisioning {
             return Err(ProvisionError::Off(spec.id));
         }
@@ -443,7 +468,7 @@ impl Service {
         on_own_thread(format!("provision-{}", spec.id), async move || {
             let mut secrets = Secrets::default();
             let r = svc
-                .provision_inner(&spec, call, &mut secrets)
+                .provision_inner(&spec, &rates, call, &mut secrets)
                 .instrument(span)
                 .await;
             r.map_err(|e| match e {
@@ -461,6 +486,7 @@ impl Service {
     async fn provision_inner(
         &self,
         spec: &Tenant,
+        rates: &connector_runtime::RateLedger,
         call: Provision,
         secrets: &mut Secrets,
     ) -> Result<serde_json::Value, ProvisionError> {
@@ -478,10 +504,7 @@ impl Service {
         let resolved = self.resolve(spec, &loaded).map_err(setup)?;
         *secrets = resolved.secrets.clone();
         self.install_secrets(&spec.id, &resolved.secrets);
-        let egress = OperatorEgress {
-            writes: true,
-            ..c.egress.clone()
-        };
+        let egress = tenant_egress(&c.egress, spec, rates, true);
         let mut conn = Connector::open(&loaded.component, &c.limits, resolved.values, &egress)
             .await
             .map_err(|e| setup(e.into()))?;
@@ -541,10 +564,16 @@ impl Service {
     }
 
     /// One sync of one tenant into `DATA_DIR/<tenant>/sync.c1z`.
-    async fn sync_tenant(&self, spec: &Tenant) -> Result<sync_store::Finished, Failed> {
+    async fn sync_tenant(
+        &self,
+        spec: &Tenant,
+        rates: &connector_runtime::RateLedger,
+    ) -> Result<sync_store::Finished, Failed> {
         let mut secrets = Secrets::default();
         let mut requests = 0;
-        let r = self.sync_inner(spec, &mut secrets, &mut requests).await;
+        let r = self
+            .sync_inner(spec, rates, &mut secrets, &mut requests)
+            .await;
         r.map_err(|e| Failed {
             line: one_line(&secrets.scrub(&format!("{e:#}"))),
             http_requests: requests,
@@ -554,6 +583,7 @@ impl Service {
     async fn sync_inner(
         &self,
         spec: &Tenant,
+        rates: &connector_runtime::RateLedger,
         secrets: &mut Secrets,
         requests: &mut u64,
     ) -> anyhow::Result<sync_store::Finished> {
@@ -568,10 +598,7 @@ impl Service {
         self.install_secrets(&spec.id, &resolved.secrets);
         let origin =
             connector_runtime::checkpoint::origin(&loaded.component, schema, &resolved.values);
-        let egress = OperatorEgress {
-            writes: spec.provisioning,
-            ..c.egress.clone()
-        };
+        let egress = tenant_egress(&c.egress, spec, rates, spec.provisioning);
         let mut conn =
             Connector::open(&loaded.component, &c.limits, resolved.values, &egress).await?;
         let dir = c.data_dir.join(&spec.id);

@@ -21,6 +21,9 @@ pub struct Tenant {
     pub interval: Duration,
     pub provisioning: bool,
     pub settings: Settings,
+    /// The tenant's lowering of the connector's rate budgets, on top of
+    /// the command line's `--rate-budget`.
+    pub rate_budgets: Vec<connector_runtime::Lowering>,
 }
 
 /// Where a tenant's settings come from.
@@ -69,6 +72,9 @@ struct FileTenant {
     settings: BTreeMap<String, toml::Value>,
     #[serde(default)]
     secrets: BTreeMap<String, SecretRef>,
+    /// `["users=300/1m"]`: see `--rate-budget`.
+    #[serde(default, rename = "rate-budgets")]
+    rate_budgets: Vec<String>,
 }
 
 /// The longest tenant id: it names a directory, a metrics label and a URL
@@ -170,7 +176,16 @@ pub fn parse(text: &str, default_interval: Duration) -> anyhow::Result<Vec<Tenan
                 );
             }
         }
+        let rate_budgets = t
+            .rate_budgets
+            .iter()
+            .map(|l| {
+                l.parse()
+                    .map_err(|e| anyhow::anyhow!("tenant {}: rate-budgets: {e}", t.id))
+            })
+            .collect::<anyhow::Result<Vec<connector_runtime::Lowering>>>()?;
         out.push(Tenant {
+            rate_budgets,
             id: t.id,
             component: t.component,
             interval,
