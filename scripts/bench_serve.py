@@ -47,6 +47,31 @@ def rss_parts(pid):
     return parts
 
 
+def anon_regions(pid):
+    """Anonymous RSS, MiB, by where it lives (/proc/PID/smaps): wasmtime's
+    pooling reservation (one mapping of gigabytes), the brk heap, thread
+    stacks and glibc's other arenas, so a growth can be placed."""
+    out = {"pool": 0.0, "heap": 0.0, "other": 0.0}
+    size = 0
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                size = hi - lo
+                name = head[5] if len(head) > 5 else ""
+            elif head and head[0] == "Anonymous:":
+                mib = int(head[1]) / 1024.0
+                if size >= 1 << 30:
+                    out["pool"] += mib
+                elif name == "[heap]":
+                    out["heap"] += mib
+                else:
+                    out["other"] += mib
+    return out
+
+
 def get(addr, path):
     req = urllib.request.Request(
         f"http://{addr}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
@@ -161,7 +186,15 @@ def main():
             while time.time() < deadline:
                 quiet, rss = sample()
                 if quiet:
-                    return rss, rss_parts(serve.pid)
+                    dump = os.environ.get("BENCH_SMAPS_DIR")
+                    if dump:
+                        # The whole map, for placing a growth mapping by mapping.
+                        with open(f"/proc/{serve.pid}/smaps") as src, \
+                                open(os.path.join(dump, f"smaps-{time.time():.0f}"), "w") as dst:
+                            dst.write(src.read())
+                    parts = rss_parts(serve.pid)
+                    parts.update({f"Rss{k}": v for k, v in anon_regions(serve.pid).items()})
+                    return rss, parts
                 time.sleep(0.2)
             return None, {}
 

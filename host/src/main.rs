@@ -298,6 +298,10 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut cmd, "connector-host", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        // Before any thread starts (the log writer's included).
+        serve::limit_arenas();
+    }
     logging::init(
         cli.log_level.as_deref(),
         cli.log_format,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use connector_runtime::{Engine, EngineConfig};
 
+pub use memory::limit_arenas;
 pub use service::Common;
 use shard::Shard;
 use tenants::Tenant;
