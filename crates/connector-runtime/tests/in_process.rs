@@ -84,6 +84,24 @@ fn engine(cache: &Path) -> Engine {
     .unwrap()
 }
 
+/// The Ironclad component loaded through a cache in `dir`, with the default
+/// limits and its metadata.
+async fn ironclad(
+    dir: &Path,
+) -> (
+    connector_runtime::Component,
+    Limits,
+    connector_runtime::Metadata,
+) {
+    let engine = engine(&dir.join("cache"));
+    let component = engine
+        .load(&component_path("ironclad_connector", "connector/src"))
+        .unwrap();
+    let limits = Limits::default();
+    let (meta, _) = component.metadata(&limits).await.unwrap();
+    (component, limits, meta)
+}
+
 #[tokio::test]
 async fn a_streamed_sync_holds_exactly_the_tenant() {
     let sim = sim(1_200, 15, 2_500);
@@ -173,12 +191,7 @@ async fn a_cancelled_sync_writes_nothing() {
         ..Faults::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(&dir.path().join("cache"));
-    let component = engine
-        .load(&component_path("ironclad_connector", "connector/src"))
-        .unwrap();
-    let limits = Limits::default();
-    let (meta, _) = component.metadata(&limits).await.unwrap();
+    let (component, limits, meta) = ironclad(dir.path()).await;
     let mut conn = Connector::open(
         &component,
         &limits,
@@ -233,12 +246,7 @@ async fn instances_sharing_a_ledger_share_the_tenants_budget() {
     // 4 pages of users per sync, 8 in all, under 3 every 2 s.
     let sim = sim(3_500, 3, 30);
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(&dir.path().join("cache"));
-    let component = engine
-        .load(&component_path("ironclad_connector", "connector/src"))
-        .unwrap();
-    let limits = Limits::default();
-    let (meta, _) = component.metadata(&limits).await.unwrap();
+    let (component, limits, meta) = ironclad(dir.path()).await;
     let egress = OperatorEgress {
         rate_budgets: vec!["users=3/2s".parse().unwrap()],
         ..OperatorEgress::default()
