@@ -124,10 +124,10 @@ impl Ironclad {
         answer.json(&endpoint)
     }
 
-    /// Sends the requests for the pages of `listing` at `starts` ahead of their turn, as far as
-    /// the budget lets them go right now and up to `ahead::limit()` outstanding: the host works on
-    /// one page while the next are on their way. Best effort: a page not sent ahead is asked for
-    /// in its turn.
+    /// Sends the requests for the pages of `listing` at `starts` ahead of their turn, up to
+    /// `ahead::limit()` outstanding (each waits its turn in the host's rate budget): the host
+    /// works on one page while the next are on their way. Best effort: a page not sent ahead is
+    /// asked for in its turn.
     pub fn send_ahead(&self, listing: Listing, starts: &[u64]) {
         let Some(token) = self.cached_token() else {
             return;

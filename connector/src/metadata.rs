@@ -22,7 +22,7 @@ const MINUTE_MS: u32 = 60_000;
 /// Ironclad's per-company budgets, for the host to enforce. A request counts against the first
 /// that covers it, so user writes come before the user budget that covers every other method.
 /// Ironclad's table writes `scim/v2/users*` in lower case; the host matches paths ignoring case.
-pub fn rate_budgets() -> Vec<RateBudget> {
+fn rate_budgets() -> Vec<RateBudget> {
     let budget = |name: &str, requests: &[&str], limit: u32, setting: Option<&str>| RateBudget {
         name: name.to_owned(),
         requests: requests.iter().map(|r| (*r).to_owned()).collect(),

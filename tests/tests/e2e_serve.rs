@@ -414,6 +414,16 @@ fn sim_tenant(sim: &Simulator, id: &str, extra: &str, secret_file: &Path) -> Str
     )
 }
 
+/// DIR/tenants.toml with the one tenant `id` of the simulator (`extra`
+/// lines after its id), its secret in DIR/client-secret; both paths.
+fn one_tenant(sim: &Simulator, dir: &Path, id: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let secret = dir.join("client-secret");
+    std::fs::write(&secret, sim.client_secret()).unwrap();
+    let tenants = dir.join("tenants.toml");
+    std::fs::write(&tenants, sim_tenant(sim, id, extra, &secret)).unwrap();
+    (tenants, secret)
+}
+
 /// A tenants file for the simulator: `good` with its real credentials from
 /// files, `wrong` with a wrong secret, and `hostile` running the rogue
 /// component that panics when asked for resources.
@@ -589,14 +599,7 @@ fn sighup_with_a_broken_file_keeps_the_tenants_and_a_good_one_is_taken() {
 fn a_shortened_interval_applies_to_the_wait_in_progress() {
     let sim = sim(20, 2, 20);
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("client-secret");
-    std::fs::write(&secret, sim.client_secret()).unwrap();
-    let tenants = dir.path().join("tenants.toml");
-    std::fs::write(
-        &tenants,
-        sim_tenant(&sim, "slow", "interval = \"1h\"\n", &secret),
-    )
-    .unwrap();
+    let (tenants, secret) = one_tenant(&sim, dir.path(), "slow", "interval = \"1h\"\n");
     let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
     let first = serve.wait_for("slow", "synced", |t| {
         t["status"] == "idle" && t["last"]["outcome"] == "success"
@@ -773,11 +776,8 @@ fn a_tenants_syncs_share_its_rate_budget_and_an_idle_window_makes_it_whole() {
     // 5 pages of users a sync, under the tenant's 3 every 4 s.
     let sim = sim(4_500, 2, 20);
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("client-secret");
-    std::fs::write(&secret, sim.client_secret()).unwrap();
-    let tenants = dir.path().join("tenants.toml");
     let extra = "interval = \"1h\"\nrate-budgets = [\"users=3/4s\"]\n";
-    std::fs::write(&tenants, sim_tenant(&sim, "paced", extra, &secret)).unwrap();
+    let (tenants, _) = one_tenant(&sim, dir.path(), "paced", extra);
     let serve = Serve::in_dir(dir.path(), &["--tenants", tenants.to_str().unwrap()], &[]);
     let synced = |after: &Value| {
         let job = after["last"]["job"].clone();

@@ -74,27 +74,14 @@ async fn metadata(inst: &mut Instance, version: ContractVersion) -> Result<Metad
 }
 
 async fn resource_types(inst: &mut Instance) -> Result<Vec<TypeInfo>, CallError> {
-    inst.call("resource-types", async |b, s| match b {
-        Bindings::V0_1(x) => Ok(x
-            .idgov_connector_sync()
-            .call_resource_types(s)
-            .await?
-            .map(|t| t.iter().map(v0_1::type_info).collect())
-            .map_err(v0_1::error)),
-        Bindings::V0_2(x) => Ok(x
-            .idgov_connector_sync()
-            .call_resource_types(s)
-            .await?
-            .map(|t| t.iter().map(v0_2::type_info).collect())
-            .map_err(v0_2::error)),
-        Bindings::V0_3(x) => Ok(x
-            .idgov_connector_sync()
-            .call_resource_types(s)
-            .await?
-            .map(|t| t.iter().map(v0_3::type_info).collect())
-            .map_err(v0_3::error)),
-    })
-    .await
+    dispatch!(
+        inst,
+        "resource-types",
+        idgov_connector_sync,
+        call_resource_types,
+        |c| (),
+        type_infos
+    )
 }
 
 /// A configured connector: one sandboxed instance whose egress policy is
@@ -158,25 +145,14 @@ impl Connector {
             &egress.rate_budgets,
             &egress.rates,
         )?;
-        let declared: Vec<String> = inst
-            .call("outbound-origins", async |b, s| match b {
-                Bindings::V0_1(x) => Ok(x
-                    .idgov_connector_sync()
-                    .call_outbound_origins(s)
-                    .await?
-                    .map_err(v0_1::error)),
-                Bindings::V0_2(x) => Ok(x
-                    .idgov_connector_sync()
-                    .call_outbound_origins(s)
-                    .await?
-                    .map_err(v0_2::error)),
-                Bindings::V0_3(x) => Ok(x
-                    .idgov_connector_sync()
-                    .call_outbound_origins(s)
-                    .await?
-                    .map_err(v0_3::error)),
-            })
-            .await?;
+        let declared: Vec<String> = dispatch!(
+            inst,
+            "outbound-origins",
+            idgov_connector_sync,
+            call_outbound_origins,
+            |c| (),
+            identity
+        )?;
         for text in &declared {
             let origin = Origin::declared(text).map_err(|e| OpenError::BadOrigin {
                 origin: text.clone(),

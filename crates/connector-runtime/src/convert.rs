@@ -284,12 +284,15 @@ pub mod v0_1 {
     }
 
     /// 0.1.0 has no hints: every resource may have entitlements and grants.
-    pub fn type_info(t: &w::ResourceType) -> TypeInfo {
-        TypeInfo {
-            resource_type: resource_type(t),
-            has_entitlements: true,
-            has_grants: true,
-        }
+    pub fn type_infos(types: Vec<w::ResourceType>) -> Vec<TypeInfo> {
+        types
+            .iter()
+            .map(|t| TypeInfo {
+                resource_type: resource_type(t),
+                has_entitlements: true,
+                has_grants: true,
+            })
+            .collect()
     }
 
     /// 0.1.0 pages never carry entitlements or grants.
@@ -318,12 +321,15 @@ macro_rules! since_v0_2 {
             }
         }
 
-        pub fn type_info(t: &w::ResourceType) -> TypeInfo {
-            TypeInfo {
-                resource_type: resource_type(t),
-                has_entitlements: t.has_entitlements,
-                has_grants: t.has_grants,
-            }
+        pub fn type_infos(types: Vec<w::ResourceType>) -> Vec<TypeInfo> {
+            types
+                .iter()
+                .map(|t| TypeInfo {
+                    resource_type: resource_type(t),
+                    has_entitlements: t.has_entitlements,
+                    has_grants: t.has_grants,
+                })
+                .collect()
         }
 
         pub fn resource_page(p: w::ResourcePage) -> ResourcePage {

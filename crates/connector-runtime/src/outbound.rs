@@ -375,9 +375,6 @@ mod tests {
                 &Default::default(),
                 &OperatorEgress {
                     allow: AllowList::parse(allow).unwrap(),
-                    pinned: false,
-                    writes: false,
-                    network: Network::default(),
                     ..Default::default()
                 },
             )

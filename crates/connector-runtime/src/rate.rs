@@ -75,7 +75,7 @@ pub enum RateError {
 }
 
 /// An operator's lowering of one budget: `NAME=LIMIT/WINDOW`
-/// (`users-read=300/60s`), or `NAME=LIMIT` to keep the connector's window.
+/// (`users=300/60s`), or `NAME=LIMIT` to keep the connector's window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lowering {
     /// The budget's name.
@@ -90,7 +90,7 @@ impl std::str::FromStr for Lowering {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Lowering, String> {
-        let usage = "give NAME=LIMIT or NAME=LIMIT/WINDOW, e.g. users-read=300/60s";
+        let usage = "give NAME=LIMIT or NAME=LIMIT/WINDOW, e.g. users=300/60s";
         let (name, rest) = s.split_once('=').ok_or_else(|| format!("{s:?}: {usage}"))?;
         let name = name.trim();
         if !valid_name(name) {
@@ -266,6 +266,21 @@ struct Enforced {
     log: Arc<Mutex<Log>>,
 }
 
+impl Enforced {
+    /// Lowers the budget to `limit` per `window` (its own when `None`);
+    /// refused, with the budget in force ("600 per 1m"), when that would
+    /// let more through.
+    fn lower(&mut self, limit: u32, window: Option<Duration>) -> Result<(), String> {
+        let window = window.unwrap_or(self.window);
+        if !no_looser(limit, window, self.limit, self.window) {
+            return Err(format!("{} per {}", self.limit, window_text(self.window)));
+        }
+        self.limit = limit;
+        self.window = window;
+        Ok(())
+    }
+}
+
 /// The budgets one connector's requests are held to.
 #[derive(Debug, Default)]
 pub struct Budgets {
@@ -324,7 +339,13 @@ impl Budgets {
             if d.window < Duration::from_millis(1) || d.window > MAX_WINDOW {
                 return Err(bad("its window is not between 1 ms and 24 h".into()));
             }
-            let mut limit = d.limit;
+            let mut e = Enforced {
+                name: d.name.clone(),
+                patterns,
+                limit: d.limit,
+                window: d.window,
+                log: ledger.log(&d.name),
+            };
             if let Some(setting) = &d.limit_setting {
                 match schema.iter().find(|f| &f.name == setting) {
                     Some(f) if !f.secret => {}
@@ -335,32 +356,20 @@ impl Budgets {
                     }
                 }
                 if let Some(value) = settings.get(setting) {
-                    let asked = parse_limit(value.trim()).map_err(|reason| RateError::Setting {
+                    let refused = |reason: String| RateError::Setting {
                         setting: setting.clone(),
                         value: value.clone(),
                         reason,
+                    };
+                    let asked = parse_limit(value.trim()).map_err(refused)?;
+                    e.lower(asked, None).map_err(|in_force| {
+                        refused(format!(
+                            "the application allows at most {in_force}; the setting may only lower that"
+                        ))
                     })?;
-                    if asked > d.limit {
-                        return Err(RateError::Setting {
-                            setting: setting.clone(),
-                            value: value.clone(),
-                            reason: format!(
-                                "the application allows at most {} per {}; the setting may only lower that",
-                                d.limit,
-                                window_text(d.window)
-                            ),
-                        });
-                    }
-                    limit = asked;
                 }
             }
-            enforced.push(Enforced {
-                name: d.name.clone(),
-                patterns,
-                limit,
-                window: d.window,
-                log: ledger.log(&d.name),
-            });
+            enforced.push(e);
         }
         for l in lowered {
             let Some(e) = enforced.iter_mut().find(|e| e.name == l.name) else {
@@ -377,21 +386,19 @@ impl Budgets {
                     },
                 });
             };
-            let window = l.window.unwrap_or(e.window);
-            if !no_looser(l.limit, window, e.limit, e.window) {
-                return Err(RateError::Raised {
-                    given: format!("{}={}/{}", l.name, l.limit, window_text(window)),
-                    declared: format!("{} per {}", e.limit, window_text(e.window)),
-                });
-            }
-            e.limit = l.limit;
-            e.window = window;
+            let given = format!(
+                "{}={}/{}",
+                l.name,
+                l.limit,
+                window_text(l.window.unwrap_or(e.window))
+            );
+            e.lower(l.limit, l.window)
+                .map_err(|declared| RateError::Raised { given, declared })?;
         }
         Ok(Budgets { enforced })
     }
 
-    /// One line per budget, for the log: "users-read: 600 per 60s (GET
-    /// /scim/v2/Users, …)".
+    /// One line per budget, for the log: "users: 600 per 1m (* /scim/v2/Users)".
     pub fn describe(&self) -> Vec<String> {
         self.enforced
             .iter()

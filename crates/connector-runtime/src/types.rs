@@ -179,7 +179,7 @@ pub struct Metadata {
 /// connector is opened ([`crate::rate::Budgets::plan`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeclaredBudget {
-    /// Its name, e.g. "users-read".
+    /// Its name, e.g. "users".
     pub name: String,
     /// What it covers, each `METHOD /path` (`*` for any method).
     pub requests: Vec<String>,
