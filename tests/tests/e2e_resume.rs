@@ -641,7 +641,8 @@ fn a_sync_starts_over_when_asked_when_too_old_or_under_another_component_or_conf
     assert_starts_over(&kill_part_way(&fresh, &sim, &out, logs.path()), "--fresh");
 
     // That sync started just now: past a max age of 1 s, it is too old.
-    std::thread::sleep(Duration::from_millis(1_200));
+    // Its start is kept in whole seconds, so wait past the second after.
+    std::thread::sleep(Duration::from_millis(2_100));
     let young = SyncCmd {
         sync_args: vec!["--resume-max-age", "1s"],
         ..SyncCmd::default()
