@@ -19,8 +19,16 @@ use waki::bindings::wasi::http::types::{
 
 use crate::http::{self, Answer};
 
-/// Requests an instance keeps outstanding ahead of the page being read.
-pub const AHEAD: usize = 3;
+/// Requests an instance keeps outstanding ahead of the page being read when the host does not say
+/// (a host older than contract 0.3.0).
+pub const AHEAD: usize = 4;
+
+/// The most it keeps outstanding, whatever the host says: each unread answer holds a connection.
+const MOST: usize = 16;
+
+/// The `wasi:config` key through which the host says how many pages a listing may keep in flight
+/// (the operator's `--max-in-flight`).
+const HOST_KEY: &str = "host:max-in-flight";
 
 /// A page asked for ahead: its listing, where it starts, and the answer on its way.
 struct Sent {
@@ -31,19 +39,49 @@ struct Sent {
 
 thread_local! {
     static SENT: RefCell<Vec<Sent>> = const { RefCell::new(Vec::new()) };
-    /// How many may be outstanding: `AHEAD` until one fails to come back (the host's cap on
-    /// requests in flight, `--max-concurrent-requests`, counts answers not read yet), then less.
-    static LIMIT: Cell<usize> = const { Cell::new(AHEAD) };
+    /// How many may be outstanding: what the host says (read once), until one fails to come back
+    /// (the host's cap on requests in flight, `--max-concurrent-requests`, counts answers not read
+    /// yet), then less.
+    static LIMIT: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 /// Requests that may be outstanding now.
 pub fn limit() -> usize {
-    LIMIT.with(Cell::get)
+    LIMIT.with(|l| {
+        l.get().unwrap_or_else(|| {
+            let n = from_host(host_says());
+            l.set(Some(n));
+            n
+        })
+    })
 }
 
-/// The starts of the pages after the one at `start` that fall within `total`, at most `AHEAD`.
+/// What the host's value allows: a whole number from 1 to `MOST`, else `AHEAD`.
+fn from_host(value: Option<String>) -> usize {
+    value
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .map_or(AHEAD, |n| n.min(MOST))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn host_says() -> Option<String> {
+    crate::wasi::config::store::get(HOST_KEY).ok().flatten()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn host_says() -> Option<String> {
+    let _ = HOST_KEY;
+    None
+}
+
+/// The starts of the pages after the one at `start` that fall within `total`, at most `limit()`.
 pub fn following(start: u64, page_size: u64, total: u64) -> Vec<u64> {
-    (1..=AHEAD as u64)
+    following_up_to(limit(), start, page_size, total)
+}
+
+fn following_up_to(n: usize, start: u64, page_size: u64, total: u64) -> Vec<u64> {
+    (1..=n as u64)
         .filter_map(|k| start.checked_add(k.checked_mul(page_size)?))
         .take_while(|s| *s <= total)
         .collect()
@@ -138,7 +176,7 @@ pub fn take(listing: &str, start: u64, origin: &str) -> Option<Answer> {
         Err(missed) => {
             if missed == Missed::Failed {
                 // Most likely the host's cap on requests in flight: keep fewer outstanding.
-                LIMIT.with(|l| l.set(outstanding() / 2));
+                LIMIT.with(|l| l.set(Some(outstanding() / 2)));
             }
             forget();
             None
@@ -183,9 +221,21 @@ mod tests {
 
     #[test]
     fn the_pages_ahead_stop_at_the_total() {
-        assert_eq!(following(1, 1000, 100_000), [1001, 2001, 3001]);
+        assert_eq!(following(1, 1000, 100_000), [1001, 2001, 3001, 4001]);
+        assert_eq!(following_up_to(2, 1, 1000, 100_000), [1001, 2001]);
         assert_eq!(following(98_001, 1000, 100_000), [99_001]);
         assert!(following(99_001, 1000, 100_000).is_empty());
         assert!(following(u64::MAX - 5, 1000, u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn the_hosts_value_is_taken_within_bounds() {
+        assert_eq!(from_host(Some("8".into())), 8);
+        assert_eq!(from_host(Some(" 1 ".into())), 1);
+        assert_eq!(from_host(Some("1000".into())), MOST);
+        for unusable in ["0", "-1", "four", ""] {
+            assert_eq!(from_host(Some(unusable.into())), AHEAD, "{unusable}");
+        }
+        assert_eq!(from_host(None), AHEAD);
     }
 }

@@ -130,6 +130,12 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     max_concurrent_requests: u64,
 
+    /// Pages a listing may keep in flight ahead of the one being read (the component is told;
+    /// --max-concurrent-requests still caps what it may have outstanding) [default: 4, or
+    /// --max-concurrent-requests when lower].
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_in_flight: Option<u64>,
+
     /// Memory the host may hold for the component (header fields, request body buffers), in MiB.
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     max_host_mb: u64,
@@ -428,6 +434,15 @@ async fn run(cli: Cli, secrets: &mut Secrets) -> anyhow::Result<()> {
         )?,
     };
     let limits = limits_of(&cli);
+    if let Some(n) = cli
+        .max_in_flight
+        .filter(|n| *n > cli.max_concurrent_requests)
+    {
+        anyhow::bail!(
+            "--max-in-flight {n} is more than --max-concurrent-requests {}: lower the first or raise the second",
+            cli.max_concurrent_requests
+        );
+    }
     let egress = OperatorEgress {
         allow: allow_list::AllowList::parse(&cli.allow_host)?,
         pinned: cli.allow_host_only,
@@ -711,6 +726,10 @@ fn network_of(cli: &Cli) -> anyhow::Result<connector_runtime::Network> {
     Ok(network)
 }
 
+/// Pages a listing keeps in flight unless `--max-in-flight` says otherwise:
+/// at 50 ms a round trip, enough to keep the host busy with the one read.
+const DEFAULT_IN_FLIGHT: u64 = 4;
+
 /// What one instance may use, from the flags.
 fn limits_of(cli: &Cli) -> Limits {
     Limits {
@@ -729,6 +748,10 @@ fn limits_of(cli: &Cli) -> Limits {
             max_concurrent_requests: usize_of(cli.max_concurrent_requests),
             max_host_bytes: usize_of(cli.max_host_mb).saturating_mul(1 << 20),
         },
+        max_in_flight: usize_of(
+            cli.max_in_flight
+                .unwrap_or(DEFAULT_IN_FLIGHT.min(cli.max_concurrent_requests)),
+        ),
     }
 }
 

@@ -326,6 +326,11 @@ impl Simulator {
         self.shared.stats.max_in_flight()
     }
 
+    /// Forgets the most counted so far (for another run on the same tenant).
+    pub fn reset_max_in_flight(&self) {
+        self.shared.stats.reset_max_in_flight();
+    }
+
     /// TCP connections accepted (TLS or not, whether or not the handshake
     /// then succeeded): with [`Simulator::total_requests`], tells whether a
     /// client reused its connections.

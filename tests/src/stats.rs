@@ -108,6 +108,12 @@ impl Stats {
         self.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Starts counting the most at once afresh, from those being answered now.
+    pub(crate) fn reset_max_in_flight(&self) {
+        let now = self.in_flight.load(Ordering::SeqCst);
+        self.max_in_flight.store(now, Ordering::SeqCst);
+    }
+
     pub(crate) fn chunked(&self) -> u64 {
         self.chunked.load(Ordering::Relaxed)
     }

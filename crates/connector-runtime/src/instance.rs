@@ -41,7 +41,16 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// What the host may hold for the instance beyond its linear memory.
     pub bounds: Bounds,
+    /// Pages a listing may keep in flight ahead of the one being read, told
+    /// to the component as `wasi:config`'s [`MAX_IN_FLIGHT_KEY`]. A hint the
+    /// component follows: what binds it is `bounds.max_concurrent_requests`.
+    pub max_in_flight: usize,
 }
+
+/// The `wasi:config` key that tells a component how many pages a listing
+/// may keep in flight (contract 0.3.0). Keys with a `:` are the host's: a
+/// setting of the component's own so named is not passed.
+pub const MAX_IN_FLIGHT_KEY: &str = "host:max-in-flight";
 
 impl Default for Limits {
     fn default() -> Self {
@@ -52,6 +61,7 @@ impl Default for Limits {
             http: Timeouts::default(),
             max_response_bytes: 64 << 20,
             bounds: Bounds::default(),
+            max_in_flight: 4,
         }
     }
 }
@@ -128,7 +138,14 @@ impl Instance {
             .map(|(_, v)| v.clone())
             .filter(|v| v.len() >= 8)
             .collect();
-        let config: WasiConfigVariables = config.into_iter().collect();
+        let config: WasiConfigVariables = config
+            .into_iter()
+            .filter(|(k, _)| !k.contains(':'))
+            .chain([(
+                MAX_IN_FLIGHT_KEY.to_string(),
+                limits.max_in_flight.to_string(),
+            )])
+            .collect();
         let name: Arc<str> = component
             .path()
             .file_stem()

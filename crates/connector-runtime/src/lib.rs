@@ -56,7 +56,7 @@ pub use connector::{Connector, OpenError};
 pub use egress::OperatorEgress;
 pub use engine::{Component, Engine, EngineConfig};
 pub use errors::{CallError, LoadError};
-pub use instance::Limits;
+pub use instance::{Limits, MAX_IN_FLIGHT_KEY};
 pub use network::{Network, NetworkError, ProxyChoice};
 pub use rate::{Lowering, RateError, RateLedger};
 pub use retry::RetryPolicy;
