@@ -92,15 +92,19 @@ pub fn list_resources(
         if at.restart {
             ahead::forget();
         }
-        // A full page of users with a total known: the next pages start where offset paging puts
-        // them, so they are asked for now, while the host works on this one. Not for groups: the
-        // host asks about a page's pending groups one by one before it wants the next page, so
-        // that page's round trip is one among many calls, and a page asked for that early is the
-        // one lost if the sync stops meanwhile (a resumed sync asks for it again).
+        // A full page with a total known: the next pages start where offset paging puts them, so
+        // they are asked for now, while the host works on this one (for groups, while it also asks
+        // about the page's pending groups one by one, which needs no request). A page asked for
+        // ahead is lost if the sync stops meanwhile; a resumed sync asks for it again.
         let first_total = position.first_total.or(total_results);
-        if let (Some(total), true, true) = (first_total, len == PAGE_SIZE as usize, kind == USER) {
+        if let (Some(total), true) = (first_total, len == PAGE_SIZE as usize) {
+            let listing = if kind == USER {
+                Listing::Users
+            } else {
+                Listing::Groups
+            };
             ic.send_ahead(
-                Listing::Users,
+                listing,
                 &ahead::following(at.start, u64::from(PAGE_SIZE), total),
             );
         }

@@ -1,7 +1,7 @@
 //! Where an unfinished sync waits for the next process: a private directory
-//! beside the target, `.NAME.partial/`, holding the sync's database in WAL
-//! mode (each checkpoint a commit, so SIGKILL loses at most the pages since
-//! the last one) and a lock file, so two syncs to one target never share
+//! beside the target, `.NAME.partial/`, holding the sync's database with a
+//! rollback journal (each checkpoint a commit, so SIGKILL loses at most the
+//! pages since the last one) and a lock file, so two syncs to one target never share
 //! it. The database is a copy of the target's previous syncs plus the
 //! unfinished one, whose `v1_sync_runs` row has no `ended_at` and carries
 //! in `sync_token` what the next process needs ([`Saved`]). The target

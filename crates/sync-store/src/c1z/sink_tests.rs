@@ -618,7 +618,7 @@ fn a_resumable_sync_stopped_after_a_checkpoint_continues_with_its_rows() {
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(mode, "delete", "packed out of WAL");
+    assert_eq!(mode, "delete", "packed with a rollback journal");
 }
 
 #[test]
