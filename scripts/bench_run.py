@@ -10,6 +10,9 @@ no HTTP (a c1z sync can go no faster than the curl floor plus that).
 """
 import json, os, resource, statistics, subprocess, sys, time
 
+# Extra host flags for every timed sync (BENCH_HOST_FLAGS="--max-in-flight 8").
+HOST_FLAGS = os.environ.get("BENCH_HOST_FLAGS", "").split()
+
 RESULTS = os.path.join(os.environ.get("TMPDIR", "/tmp"), "connector-bench-results.jsonl")
 
 
@@ -73,7 +76,7 @@ def one(host, out, users, groups, memberships, latency):
     t0 = time.monotonic()
     # The same memory limit for every tenant (the 400,000-user one needs more than the default 256).
     mem = os.environ.get("BENCH_MEMORY_MB", "1024")
-    p = subprocess.run([host, "--memory-mb", mem, "sync", "-f", out],
+    p = subprocess.run([host, *HOST_FLAGS, "--memory-mb", mem, "sync", "-f", out],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - t0
     if p.returncode != 0:
@@ -115,7 +118,7 @@ def sync_once(host, out, kill_after=None):
     """One sync into `out`: (wall seconds, killed). With `kill_after`, SIGKILL at that many seconds."""
     mem = os.environ.get("BENCH_MEMORY_MB", "1024")
     t0 = time.monotonic()
-    p = subprocess.Popen([host, "--memory-mb", mem, "sync", "-f", out],
+    p = subprocess.Popen([host, *HOST_FLAGS, "--memory-mb", mem, "sync", "-f", out],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = p.communicate(timeout=kill_after)
@@ -148,7 +151,7 @@ def resume(host, out, phase, ref_wall=None):
     kept = json.loads(st)[0]
     env = dict(os.environ, BATON_LOG_LEVEL="info")
     t0 = time.monotonic()
-    p = subprocess.run([host, "--memory-mb", os.environ.get("BENCH_MEMORY_MB", "1024"), "sync", "-f", out],
+    p = subprocess.run([host, *HOST_FLAGS, "--memory-mb", os.environ.get("BENCH_MEMORY_MB", "1024"), "sync", "-f", out],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     wall = time.monotonic() - t0
     if p.returncode != 0:

@@ -4,10 +4,11 @@
 //! between calls (the host sends each in its own task), and the call that needs a page waits only
 //! for what is left of its request.
 //!
-//! Only a 2xx answer is used. Anything else (a refused token, a 429, a failure) is dropped and the
-//! page asked for again the usual way, which words the error, refreshes the token and lets the host
-//! retry: sending ahead changes when a page is asked for, never what is done with its answer (a
-//! body that breaks off while it streams is worded and retried like any other).
+//! Only a 2xx or a 429 answer is used (a 429 is worded as usual, and the host waits as it says
+//! before it asks again). Anything else (a refused token, a failure) is dropped and the page asked
+//! for again the usual way, which words the error, refreshes the token and lets the host retry:
+//! sending ahead changes when a page is asked for, never what is done with its answer (a body that
+//! breaks off while it streams is worded and retried like any other).
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -153,8 +154,8 @@ fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The answer to the page of `listing` at `start`, if it was asked for ahead and came back 2xx
-/// (its body still to read). Pages sent ahead for another listing, or for a start before this one, will not be
+/// The answer to the page of `listing` at `start`, if it was asked for ahead and came back 2xx or
+/// 429 (its body still to read). Pages sent ahead for another listing, or for a start before this one, will not be
 /// read: they are dropped, which cancels them.
 ///
 /// When there is none to use, every other page sent ahead is dropped too, before the caller asks
@@ -196,7 +197,7 @@ enum Missed {
     NotSent,
     /// It got no whole answer (refused by the host, or the connection failed).
     Failed,
-    /// Ironclad answered, but not with a 2xx: asked again, it is worded as usual.
+    /// Ironclad answered, but not with a 2xx or a 429: asked again, it is worded as usual.
     Refused,
 }
 
@@ -209,7 +210,9 @@ fn read(answer: FutureIncomingResponse, origin: &str) -> Result<Answer, Missed> 
     };
     let response = waki::Response::try_from(response).map_err(|_| Missed::Failed)?;
     let answer = Answer::new(response, origin);
-    if !answer.is_success() {
+    // A 429 is used as it is: worded with its `Retry-After`, it has the host wait before the page
+    // is asked for again, where asking again at once would only add to the load Ironclad refused.
+    if !answer.is_success() && answer.status != 429 {
         return Err(Missed::Refused);
     }
     Ok(answer)

@@ -121,6 +121,12 @@ pub fn list_resources(
         let next_page_token = paging::next_token(&paged)?;
         if next_page_token.is_none() {
             state::with(|s| s.listing_done(kind));
+            // The host lists the types in the order `resource-types` gives them: groups come
+            // next, and their first page is asked for now. Were anything else asked first, the
+            // page would be dropped unread.
+            if kind == USER {
+                ic.send_ahead(Listing::Groups, &[1]);
+            }
         }
         Ok(ResourcePage {
             items: listed.items,

@@ -140,3 +140,28 @@ fn the_operator_caps_the_requests_in_flight_and_the_rows_stay_exact() {
     let most = sim.max_in_flight();
     assert_eq!(most, 2, "the cap, and used");
 }
+
+#[test]
+fn a_429_on_a_page_sent_ahead_is_waited_out_before_it_is_asked_again() {
+    // One page of users, then groups. Every second request is refused with
+    // `Retry-After: 1`: the token passes, the page of users is refused and
+    // passes on its second try, and the first page of groups, sent ahead
+    // while the host writes the users, is refused.
+    let sim = sim(300, 5, 200);
+    sim.set_faults(Faults {
+        rate_limit_every: Some(2),
+        retry_after_secs: Some(1),
+        ..Faults::default()
+    });
+    let out = sync_json(&sim, &[]);
+    let groups: BTreeSet<String> = sim.tenant().groups.iter().map(|g| g.id.clone()).collect();
+    assert_eq!(ids(&out, "group"), groups);
+    assert_eq!(grant_ids(&out), tenant_grant_ids(&sim));
+    let asked = sim.arrivals("GET /scim/v2/Groups");
+    assert_eq!(asked.len(), 2, "refused once, then answered");
+    let waited = asked[1].duration_since(asked[0]);
+    assert!(
+        waited >= Duration::from_millis(950),
+        "asked again after {waited:?}, not after the second Ironclad asked for"
+    );
+}
