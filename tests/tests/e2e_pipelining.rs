@@ -13,6 +13,16 @@ use std::time::Duration;
 use common::{read_json, sim, tenant_grant_ids, Host};
 use ironclad_sim::{Faults, Simulator};
 
+/// A tenant whose every answer takes `latency_ms`.
+fn slow_sim(users: usize, groups: usize, memberships: usize, latency_ms: u64) -> Simulator {
+    let sim = sim(users, groups, memberships);
+    sim.set_faults(Faults {
+        latency: Duration::from_millis(latency_ms),
+        ..Faults::default()
+    });
+    sim
+}
+
 fn sync_json(sim: &Simulator, extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.json");
@@ -44,11 +54,7 @@ fn grant_ids(out: &serde_json::Value) -> BTreeSet<String> {
 #[test]
 fn later_pages_are_on_their_way_while_one_is_read_and_the_rows_are_exact() {
     // 6 pages of users, 2 of groups; each answer takes 100 ms.
-    let sim = sim(6_000, 1_500, 6_000);
-    sim.set_faults(Faults {
-        latency: Duration::from_millis(100),
-        ..Faults::default()
-    });
+    let sim = slow_sim(6_000, 1_500, 6_000, 100);
     let out = sync_json(&sim, &[]);
     let tenant = sim.tenant();
     let users: BTreeSet<String> = tenant.users.iter().map(|u| u.id.clone()).collect();
@@ -86,11 +92,7 @@ fn most_in_flight_with(sim: &Simulator, n: &str) -> u64 {
 #[test]
 fn the_operator_sets_how_many_pages_are_in_flight() {
     // 12 pages of users; each answer takes 100 ms.
-    let sim = sim(12_000, 10, 100);
-    sim.set_faults(Faults {
-        latency: Duration::from_millis(100),
-        ..Faults::default()
-    });
+    let sim = slow_sim(12_000, 10, 100, 100);
     let one = most_in_flight_with(&sim, "1");
     assert!(one <= 2, "{one} at once under --max-in-flight 1");
     let eight = most_in_flight_with(&sim, "8");
@@ -127,11 +129,7 @@ fn more_in_flight_than_the_hosts_cap_is_refused_before_any_request() {
 
 #[test]
 fn the_operator_caps_the_requests_in_flight_and_the_rows_stay_exact() {
-    let sim = sim(6_000, 20, 600);
-    sim.set_faults(Faults {
-        latency: Duration::from_millis(50),
-        ..Faults::default()
-    });
+    let sim = slow_sim(6_000, 20, 600, 50);
     // --max-in-flight follows the cap down (its default, 4, is higher).
     let out = sync_json(&sim, &["--max-concurrent-requests", "2"]);
     let users: BTreeSet<String> = sim.tenant().users.iter().map(|u| u.id.clone()).collect();
