@@ -27,10 +27,6 @@ pub const AHEAD: usize = 4;
 /// The most it keeps outstanding, whatever the host says: each unread answer holds a connection.
 const MOST: usize = 16;
 
-/// The `wasi:config` key through which the host says how many pages a listing may keep in flight
-/// (the operator's `--max-in-flight`).
-const HOST_KEY: &str = "host:max-in-flight";
-
 /// A page asked for ahead: its listing, where it starts, and the answer on its way.
 struct Sent {
     listing: &'static str,
@@ -65,23 +61,22 @@ fn from_host(value: Option<String>) -> usize {
         .map_or(AHEAD, |n| n.min(MOST))
 }
 
+/// What the host says through `wasi:config`: how many pages a listing may keep in flight (the
+/// operator's `--max-in-flight`).
 #[cfg(target_arch = "wasm32")]
 fn host_says() -> Option<String> {
-    crate::wasi::config::store::get(HOST_KEY).ok().flatten()
+    crate::wasi::config::store::get("host:max-in-flight")
+        .ok()
+        .flatten()
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 fn host_says() -> Option<String> {
-    let _ = HOST_KEY;
     None
 }
 
-/// The starts of the pages after the one at `start` that fall within `total`, at most `limit()`.
-pub fn following(start: u64, page_size: u64, total: u64) -> Vec<u64> {
-    following_up_to(limit(), start, page_size, total)
-}
-
-fn following_up_to(n: usize, start: u64, page_size: u64, total: u64) -> Vec<u64> {
+/// The starts of the (at most `n`) pages after the one at `start` that fall within `total`.
+pub fn following(n: usize, start: u64, page_size: u64, total: u64) -> Vec<u64> {
     (1..=n as u64)
         .filter_map(|k| start.checked_add(k.checked_mul(page_size)?))
         .take_while(|s| *s <= total)
@@ -224,11 +219,11 @@ mod tests {
 
     #[test]
     fn the_pages_ahead_stop_at_the_total() {
-        assert_eq!(following(1, 1000, 100_000), [1001, 2001, 3001, 4001]);
-        assert_eq!(following_up_to(2, 1, 1000, 100_000), [1001, 2001]);
-        assert_eq!(following(98_001, 1000, 100_000), [99_001]);
-        assert!(following(99_001, 1000, 100_000).is_empty());
-        assert!(following(u64::MAX - 5, 1000, u64::MAX).is_empty());
+        assert_eq!(following(AHEAD, 1, 1000, 100_000), [1001, 2001, 3001, 4001]);
+        assert_eq!(following(2, 1, 1000, 100_000), [1001, 2001]);
+        assert_eq!(following(AHEAD, 98_001, 1000, 100_000), [99_001]);
+        assert!(following(AHEAD, 99_001, 1000, 100_000).is_empty());
+        assert!(following(AHEAD, u64::MAX - 5, 1000, u64::MAX).is_empty());
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn list_resources(
             };
             ic.send_ahead(
                 listing,
-                &ahead::following(at.start, u64::from(PAGE_SIZE), total),
+                &ahead::following(ahead::limit(), at.start, u64::from(PAGE_SIZE), total),
             );
         }
         let paged = Page {

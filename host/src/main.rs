@@ -726,10 +726,6 @@ fn network_of(cli: &Cli) -> anyhow::Result<connector_runtime::Network> {
     Ok(network)
 }
 
-/// Pages a listing keeps in flight unless `--max-in-flight` says otherwise:
-/// at 50 ms a round trip, enough to keep the host busy with the one read.
-const DEFAULT_IN_FLIGHT: u64 = 4;
-
 /// What one instance may use, from the flags.
 fn limits_of(cli: &Cli) -> Limits {
     Limits {
@@ -748,9 +744,14 @@ fn limits_of(cli: &Cli) -> Limits {
             max_concurrent_requests: usize_of(cli.max_concurrent_requests),
             max_host_bytes: usize_of(cli.max_host_mb).saturating_mul(1 << 20),
         },
-        max_in_flight: usize_of(
-            cli.max_in_flight
-                .unwrap_or(DEFAULT_IN_FLIGHT.min(cli.max_concurrent_requests)),
+        // The runtime's default, unless the cap on requests is lower.
+        max_in_flight: cli.max_in_flight.map_or_else(
+            || {
+                Limits::default()
+                    .max_in_flight
+                    .min(usize_of(cli.max_concurrent_requests))
+            },
+            usize_of,
         ),
     }
 }

@@ -289,8 +289,9 @@ fn set_journal(conn: &Connection, journal: Journal) -> anyhow::Result<()> {
         // before it (index pages, the last leaves), then writes its pages
         // once. A WAL wrote every page twice, to the WAL and back (measured
         // on the bench's 100,000-user sync: 5.7 to 6.3 s against 6.4 to
-        // 7.5 s, and a tenth less CPU). A killed process (SIGKILL, the OOM killer) loses nothing
-        // committed: the next open rolls a hot journal back. No fsync
+        // 7.5 s, and a tenth less CPU). A killed process (SIGKILL, the OOM
+        // killer) loses nothing committed: the next open rolls a hot
+        // journal back. No fsync
         // (measured: NORMAL's made the bench's sync a third slower), so an
         // OS crash may damage the file: where the OS says when it booted, a
         // resume after a reboot checks the database first
