@@ -72,6 +72,19 @@ def anon_regions(pid):
     return out
 
 
+def heap_mib(addr):
+    """The allocator's own count (connector_heap_bytes), MiB: live
+    allocations against freed memory it keeps. Live memory growing over
+    the soak is a leak; resident memory growing while it does not is
+    memory the allocator keeps."""
+    out = {}
+    for line in get(addr, "/metrics").decode().splitlines():
+        if line.startswith("connector_heap_bytes{"):
+            state = line.split('state="', 1)[1].split('"', 1)[0]
+            out[f"Heap{state}"] = int(line.rsplit(" ", 1)[1]) / (1 << 20)
+    return out
+
+
 def get(addr, path):
     req = urllib.request.Request(
         f"http://{addr}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
@@ -194,6 +207,7 @@ def main():
                             dst.write(src.read())
                     parts = rss_parts(serve.pid)
                     parts.update({f"Rss{k}": v for k, v in anon_regions(serve.pid).items()})
+                    parts.update(heap_mib(addr))
                     return rss, parts
                 time.sleep(0.2)
             return None, {}
@@ -221,7 +235,9 @@ def main():
         print(f"  syncs              {len(secs)} ok, {failures} failed ({per_min:.1f} per minute)")
         print(f"  sync time          p50 {percentile(secs, 50):.2f} s, p99 {percentile(secs, 99):.2f} s")
         def parts(p):
-            return ", ".join(f"{k[3:].lower()} {v:.1f}" for k, v in sorted(p.items()))
+            def name(k):
+                return k[3:].lower() if k.startswith("Rss") else "heap " + k[4:]
+            return ", ".join(f"{name(k)} {v:.1f}" for k, v in sorted(p.items()))
         if first_round_rss is not None:
             print(f"  first round        {first_round_syncs} syncs, quiet at {first_round_at:.0f} s: "
                   f"RSS {first_round_rss:.1f} MiB ({parts(first_parts)})")

@@ -5,6 +5,7 @@
 
 mod inspect;
 mod logging;
+mod memory;
 mod process;
 mod progress;
 mod provision;
@@ -304,10 +305,8 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut cmd, "connector-host", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
-    if matches!(cli.command, Command::Serve(_)) {
-        // Before any thread starts (the log writer's included).
-        serve::limit_arenas();
-    }
+    // Before any thread starts (the log writer's included).
+    memory::tune_allocator(matches!(cli.command, Command::Serve(_)));
     logging::init(
         cli.log_level.as_deref(),
         cli.log_format,

@@ -26,6 +26,12 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeapLabel {
+    /// `in_use` or `free`.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabels {
     pub tenant: String,
     pub resource_type: String,
@@ -42,6 +48,8 @@ pub struct Metrics {
     resources: Family<TypeLabels, Gauge>,
     grants: Family<TenantLabel, Gauge>,
     running: Gauge,
+    /// The allocator's live and free bytes, read at each scrape.
+    heap: Family<HeapLabel, Gauge>,
     /// The resource types each tenant's gauges have, so a type its last
     /// sync no longer had, or a tenant gone, can be dropped.
     types: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
@@ -74,6 +82,7 @@ impl Metrics {
         let resources = Family::<TypeLabels, Gauge>::default();
         let grants = Family::<TenantLabel, Gauge>::default();
         let running = Gauge::default();
+        let heap = Family::<HeapLabel, Gauge>::default();
         registry.register(
             "connector_syncs",
             "Syncs ended, by tenant and outcome (success, failure, cancelled)",
@@ -114,6 +123,11 @@ impl Metrics {
             "Syncs running now",
             running.clone(),
         );
+        registry.register(
+            "connector_heap_bytes",
+            "The process's heap as its allocator counts it: live allocations (in_use) and freed memory it keeps (free)",
+            heap.clone(),
+        );
         Metrics {
             registry,
             syncs,
@@ -124,6 +138,7 @@ impl Metrics {
             resources,
             grants,
             running,
+            heap,
             types: std::sync::Mutex::default(),
         }
     }
@@ -155,9 +170,6 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             self.last_success.get_or_create(&tenant).set(now);
-            // Types the last sync no longer had are dropped, not left at
-            // their old count.
-            self.forget_types(o.tenant);
             let mut names = Vec::with_capacity(by_type.len());
             for (t, n) in by_type {
                 let resource_type = label_value(t);
@@ -169,7 +181,25 @@ impl Metrics {
                     .set(i64::try_from(*n).unwrap_or(i64::MAX));
                 names.push(resource_type);
             }
-            self.types_of().insert(o.tenant.to_string(), names);
+            // Types the last sync no longer had are dropped, not left at
+            // their old count. The others keep their entries: a service
+            // runs thousands of syncs, and an entry made again each time
+            // is a long-lived allocation placed among a job's short ones.
+            let mut types = self.types_of();
+            let before = types.get(o.tenant).cloned().unwrap_or_default();
+            for gone in before.into_iter().filter(|t| !names.contains(t)) {
+                self.resources.remove(&TypeLabels {
+                    tenant: o.tenant.to_string(),
+                    resource_type: gone,
+                });
+            }
+            match types.get_mut(o.tenant) {
+                Some(kept) if *kept == names => {}
+                _ => {
+                    types.insert(o.tenant.to_string(), names);
+                }
+            }
+            drop(types);
             self.grants
                 .get_or_create(&tenant)
                 .set(i64::try_from(grants).unwrap_or(i64::MAX));
@@ -213,6 +243,15 @@ impl Metrics {
 
     /// The text a scrape gets.
     pub fn encode(&self) -> String {
+        if let Some((in_use, free)) = crate::memory::heap_bytes() {
+            let gauge = |state, bytes: u64| {
+                self.heap
+                    .get_or_create(&HeapLabel { state })
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            };
+            gauge("in_use", in_use);
+            gauge("free", free);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -277,6 +316,25 @@ mod tests {
             assert!(text.contains(want), "{want} not in\n{text}");
         }
         assert!(!text.contains("last_success_timestamp_seconds{tenant=\"globex\"}"));
+        // A later sync without a type drops its gauge and keeps the others.
+        types.remove("gr\"oup\n{x}");
+        m.record(&Outcome {
+            tenant: "acme",
+            outcome: "success",
+            seconds: 1.0,
+            http_requests: 2,
+            retries: 0,
+            counts: Some((&types, 4)),
+        });
+        let text = m.encode();
+        assert!(text.contains("connector_resources{tenant=\"acme\",resource_type=\"user\"} 3"));
+        assert!(!text.contains("gr_oup__x_"), "{text}");
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+            assert!(
+                text.contains("connector_heap_bytes{state=\"in_use\"}"),
+                "{text}"
+            );
+        }
         m.forget("acme");
         assert!(!m.encode().contains("tenant=\"acme\""));
     }

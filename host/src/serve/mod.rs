@@ -3,7 +3,6 @@
 //! health, readiness, metrics and an operator API over HTTP.
 
 mod api;
-mod memory;
 mod metrics;
 mod service;
 pub mod shard;
@@ -17,7 +16,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use connector_runtime::{Engine, EngineConfig};
 
-pub use memory::limit_arenas;
 pub use service::Common;
 use shard::Shard;
 use tenants::Tenant;

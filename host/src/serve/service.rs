@@ -787,7 +787,7 @@ where
                     // The job's runtime and everything it held go before the
                     // trim, so the pages they used go back too.
                     drop(rt);
-                    super::memory::release_free();
+                    crate::memory::release_free();
                     let _ = tx.send(out);
                 }
                 Err(e) => tracing::error!("cannot start a job's runtime: {e}"),
