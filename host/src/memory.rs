@@ -62,8 +62,9 @@ const ARENAS: i32 = 2;
 /// from the component, a batch of rows for the writer) stay in the heap,
 /// resident, and a thread arena's free top is only given back past the
 /// raised trim threshold (`malloc_trim` does not trim it). Measured:
-/// - the one-shot sync's peak RSS: 100,000 users 69.7 against 61.2 MiB,
-///   400,000 users 88.1 against 76.1 MiB;
+/// - the one-shot sync's peak RSS, thresholds left to move against fixed:
+///   100,000 users 69.7 against 61.2 MiB, 400,000 users 88.1 against
+///   76.1 MiB;
 /// - `make bench-serve`: the thread arena's resident size went from 6.9 to
 ///   11.8 MiB over 1,097 syncs while the heap's live bytes went from 7.6 to
 ///   7.8 MiB; fixed, the quiet RSS after the first round fell from about

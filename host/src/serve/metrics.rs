@@ -186,19 +186,15 @@ impl Metrics {
             // runs thousands of syncs, and an entry made again each time
             // is a long-lived allocation placed among a job's short ones.
             let mut types = self.types_of();
-            let before = types.get(o.tenant).cloned().unwrap_or_default();
-            for gone in before.into_iter().filter(|t| !names.contains(t)) {
-                self.resources.remove(&TypeLabels {
-                    tenant: o.tenant.to_string(),
-                    resource_type: gone,
-                });
-            }
-            match types.get_mut(o.tenant) {
-                Some(kept) if *kept == names => {}
-                _ => {
-                    types.insert(o.tenant.to_string(), names);
+            for gone in types.get(o.tenant).into_iter().flatten() {
+                if !names.contains(gone) {
+                    self.resources.remove(&TypeLabels {
+                        tenant: o.tenant.to_string(),
+                        resource_type: gone.clone(),
+                    });
                 }
             }
+            types.insert(o.tenant.to_string(), names);
             drop(types);
             self.grants
                 .get_or_create(&tenant)
