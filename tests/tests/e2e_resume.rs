@@ -702,11 +702,14 @@ fn kills_while_the_file_is_written_keep_the_previous_file_and_leave_nothing_behi
     cmd.start(&sim, &out, logs.path()).wait().run.assert_ok();
     let previous = std::fs::read(&out).unwrap();
 
+    // Fine steps, so the short moments of the end (the commit that ends
+    // the run, the marker, the rename) are each hit now and then.
+    const STEP_MS: u64 = 8;
     let mut replaced = false;
-    for step in 0..12u64 {
+    for step in 0..40u64 {
         let mut sync = cmd.start(&sim, &out, logs.path());
         let ended = if sync.wait_for_log("listings done") {
-            std::thread::sleep(Duration::from_millis(30 * step));
+            std::thread::sleep(Duration::from_millis(STEP_MS * step));
             sync.kill()
         } else {
             sync.wait()
@@ -715,7 +718,7 @@ fn kills_while_the_file_is_written_keep_the_previous_file_and_leave_nothing_behi
         let how = err.lines().find(|l| l.contains("resuming sync"));
         eprintln!(
             "kill {step}: {} ms after the listings; {}",
-            30 * step,
+            STEP_MS * step,
             how.unwrap_or("a new sync")
         );
         // Every kill came after the listings, their pages committed.

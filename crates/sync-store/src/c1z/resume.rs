@@ -258,16 +258,34 @@ impl Partial {
 const FINISHED: &str = "finished";
 
 /// Marks the partial directory `dir` as holding the finished sync
-/// `sync_id` in the database `db` (inside it), before it is packed.
+/// `sync_id` in the database `db` (inside it), before the commit that ends
+/// its run: whenever a kill comes from there on, the next sync finds the
+/// marker ([`finished`]) and writes the sync if that commit was made, or
+/// continues it otherwise. Replaced whole (a kill never leaves half a
+/// marker), so it can be moved to the compact copy once that is made.
 pub(super) fn mark_finished(dir: &Path, sync_id: &str, db: &Path) -> anyhow::Result<()> {
     let name = db
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let path = dir.join(FINISHED);
-    let mut f = crate::atomic::create_private(&path)?;
-    std::io::Write::write_all(&mut f, format!("{sync_id}\n{name}\n").as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::atomic::write_atomically(&path, |w| {
+        w.write_all(format!("{sync_id}\n{name}\n").as_bytes())?;
+        Ok(())
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Removes the marker of a sync whose ending commit was never made (the
+/// process was killed before it): the sync is continued instead.
+pub(super) fn unmark_finished(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join(FINISHED);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The finished sync a killed process left in `target`'s partial directory

@@ -745,3 +745,44 @@ fn a_sync_finished_but_not_written_is_written_by_the_next_call() {
     assert_eq!(latest.sync_id, id);
     assert_eq!(file.load(&latest).unwrap().grants, doc.grants);
 }
+
+#[test]
+fn a_sync_marked_finished_but_killed_before_its_ending_commit_is_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.c1z");
+    let doc = sample(&["u1", "u2"], &["u1"]);
+    {
+        let (mut sink, _) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+        feed(sink.as_mut(), &doc, 1).unwrap();
+        sink.checkpoint("the end").unwrap();
+    }
+    // As if killed after the marker, before the commit that ends the run:
+    // the database still holds the unfinished sync.
+    let Some(Pending::Stopped(u)) = pending(&path).unwrap() else {
+        panic!("an unfinished sync")
+    };
+    let partial = partial_dir(&path);
+    std::fs::write(
+        partial.join("finished"),
+        format!("{}\nsync.db\n", u.sync_id),
+    )
+    .unwrap();
+
+    assert!(write_finished(&path, Limits::default()).unwrap().is_none());
+    assert!(!partial.join("finished").exists(), "the marker goes");
+    let (mut sink, start) = resumable_sink(&path, Limits::default(), &policy("a")).unwrap();
+    let Start::Resumed(r) = start else {
+        panic!("{start:?}")
+    };
+    assert_eq!(
+        (r.sync_id.as_str(), r.state.as_str()),
+        (u.sync_id.as_str(), "the end")
+    );
+    sink.begin(&doc.connector, &doc.resource_types).unwrap();
+    let f = sink.finish(run_stats(&doc)).unwrap();
+    assert_eq!(f.sync_id.as_deref(), Some(u.sync_id.as_str()));
+    assert_eq!(entries(dir.path()), ["s.c1z"]);
+    let file = C1z::open(&path).unwrap();
+    let latest = file.finished().unwrap()[0].clone();
+    assert_eq!(file.load(&latest).unwrap().grants, doc.grants);
+}

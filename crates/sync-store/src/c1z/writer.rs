@@ -862,6 +862,12 @@ impl Writer {
             .pragma_update(None, "cache_size", -INDEX_CACHE_KIB)?;
         schema::create_indexes(&self.conn).context("cannot index the c1z tables")?;
         tracing::debug!(ms = clock.elapsed().as_millis() as u64, "c1z indexes built");
+        // A resumable sync is marked finished before the commit that ends
+        // it: after that commit its database no longer says it is
+        // unfinished, and a kill before the marker would lose it.
+        if self.saved.is_some() {
+            resume::mark_finished(work, &self.sync_id, db)?;
+        }
         self.conn
             .execute_batch("COMMIT")
             .context("cannot commit the sync")?;
@@ -911,7 +917,7 @@ impl Writer {
         // kill before the rename leaves the finished database marked, for
         // the next sync to write ([`write_finished`]).
         let via = self.saved.is_some().then_some(work);
-        if via.is_some() {
+        if via.is_some() && packed != db {
             resume::mark_finished(work, &sync_id, packed)?;
         }
         pack_via(packed, target, via)?;
@@ -942,8 +948,11 @@ pub(super) fn write_finished(target: &Path, opts: &Options) -> anyhow::Result<Op
         return Ok(None);
     };
     let (stats, kept) = {
-        // Read only: the database is packed as it is.
-        let conn = open_checked(&db, Check::File(&db), &opts.limits)?;
+        // Read only, bar the rollback of a hot journal (a kill during the
+        // ending commit): the database is packed as it is. Checked as a
+        // partial database, which it still is when that commit was not
+        // made (then without the lookup indexes).
+        let conn = open_checked(&db, Check::Partial(&db), &opts.limits)?;
         let stored: Option<String> = conn
             .query_row(
                 "SELECT stats FROM v1_sync_runs WHERE sync_id = ?1 AND ended_at IS NOT NULL",
@@ -953,6 +962,9 @@ pub(super) fn write_finished(target: &Path, opts: &Options) -> anyhow::Result<Op
             .optional()?
             .flatten();
         let Some(stored) = stored else {
+            // Killed before its ending commit: continued instead.
+            drop(conn);
+            resume::unmark_finished(&partial.dir)?;
             return Ok(None);
         };
         let stats: crate::model::Stats =
