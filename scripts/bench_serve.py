@@ -3,15 +3,19 @@
 
 TENANTS tenants of USERS users each (one simulator serving the same generated
 tenant to all of them, as many customers of one application would be) in one
-serve process. Every tenant syncs once at start (its interval an hour), and
-the process's resident size is read when nothing runs any more: the first
-round. A SIGHUP then shortens every interval to INTERVAL_S, which applies to
-the waits in progress, and the tenants sync on that schedule for DURATION_S.
-A last SIGHUP lengthens the intervals again, and the resident size is read
-once more when nothing runs: like is compared with like, so a difference is
-memory the process kept, not a sync that happened to be running. Prints
-syncs per minute, p50/p99 sync time, peak RSS, both quiet RSS readings, and
-ends with one JSON line prefixed BENCH. Not part of make test.
+serve process. Every tenant syncs once at start (its interval an hour); then
+a pair of SIGHUPs changes every tenant's interval and back, and the process's
+resident size is read when nothing runs any more: the first round. A SIGHUP
+then shortens every interval to INTERVAL_S, which applies to the waits in
+progress, and the tenants sync on that schedule for DURATION_S. A last SIGHUP
+lengthens the intervals again, and the resident size is read once more when
+nothing runs: like is compared with like (both readings after the same
+reloads, with nothing running), so a difference is memory the syncs left, not
+a sync that happened to be running. Then 40 and 160 SIGHUPs more, with no
+sync, each followed by a reading: what reloads keep. Prints syncs per minute,
+p50/p99 sync time, peak RSS, the quiet RSS readings, and ends with one JSON
+line prefixed BENCH; exits 1 if the second reading is higher than the first.
+Not part of make test.
 
 usage: bench_serve.py HOST SIM TENANTS USERS INTERVAL_S DURATION_S [MAX_CONCURRENT]
 """
@@ -212,10 +216,25 @@ def main():
                 time.sleep(0.2)
             return None, {}
 
+        def reloads(pairs):
+            """SIGHUP pairs that change every tenant (an interval halved,
+            then back), with nothing made due: the reload path alone."""
+            for _ in range(pairs):
+                retime(1800)
+                time.sleep(0.2)
+                retime(3600)
+                time.sleep(0.2)
+
         t0 = time.time()
-        first_round_rss, first_parts = until_quiet(600)
+        until_quiet(600)
         first_round_at = time.time() - t0
         first_round_syncs = len(seen)
+        # The end is read after the soak's two SIGHUPs: the first reading
+        # comes after a pair too, so both have been through the reload
+        # path (its first use grows buffers once; the reloads after the end
+        # show that more keep nothing) and the difference is the syncs'.
+        reloads(1)
+        first_round_rss, first_parts = until_quiet(600)
 
         retime(interval)
         started = time.time()
@@ -226,6 +245,12 @@ def main():
         in_run = list(seen.values())[first_round_syncs:]
         retime(3600)
         end_rss, end_parts = until_quiet(interval * 2 + 60)
+        # Many reloads more, nothing synced: what they keep, if anything,
+        # read twice to tell a level from a growth.
+        after_reloads = []
+        for pairs in (20, 80):
+            reloads(pairs)
+            after_reloads.append(until_quiet(60))
         secs = [r["seconds"] for r in in_run if r["outcome"] == "success"]
         per_min = len(secs) / (elapsed / 60.0)
         serve.send_signal(signal.SIGTERM)
@@ -246,6 +271,9 @@ def main():
         end_text = ("never quiet" if end_rss is None
                     else f"{end_rss:.1f} MiB ({parts(end_parts)})")
         print(f"  at the end, quiet  RSS {end_text}")
+        for n, (rss, p) in zip((40, 200), after_reloads):
+            if rss is not None:
+                print(f"  {n:>3} SIGHUPs later   RSS {rss:.1f} MiB ({parts(p)})")
         print(f"  peak RSS           {peak:.1f} MiB")
         grew = (first_round_rss is None or end_rss is None
                 or end_rss > first_round_rss)
@@ -259,6 +287,8 @@ def main():
             "peak_rss_mib": round(peak, 1),
             "first_round_rss_mib": None if first_round_rss is None else round(first_round_rss, 1),
             "end_rss_mib": None if end_rss is None else round(end_rss, 1),
+            "after_40_200_sighups_rss_mib": [None if r is None else round(r, 1)
+                                             for r, _ in after_reloads],
             "no_growth": not grew, "exit": code,
         }))
         if failures or code != 0 or grew:

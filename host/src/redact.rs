@@ -1,19 +1,38 @@
 //! The log writer: every line the host logs goes through the configured
 //! secrets' scrubber, so a secret a component quotes in an error that is
 //! logged (a retried page, a refused request) never reaches stderr either.
+//! `serve` scrubs every line of every tenant's secrets, at a cost per line
+//! that does not grow with the tenants ([`SecretPool`]).
 
-use std::sync::RwLock;
+use std::sync::{LazyLock, RwLock};
 
 use connector_runtime::config::Secrets;
+use connector_runtime::secrets::SecretPool;
 
-/// Set once the configuration is resolved; logs before that carry no secret
+/// Filled as configurations are resolved; logs before that carry no secret
 /// the host knows of.
-static SECRETS: RwLock<Option<Secrets>> = RwLock::new(None);
+static POOL: LazyLock<RwLock<SecretPool>> = LazyLock::new(Default::default);
 
-/// Scrubs every log line from now on.
+/// The owner of a one-shot command's secrets (a tenant id is never empty).
+const PROCESS: &str = "";
+
+/// Scrubs every log line from now on of `secrets` (a one-shot command's).
 pub fn install(secrets: &Secrets) {
-    if let Ok(mut slot) = SECRETS.write() {
-        *slot = Some(secrets.clone());
+    set(PROCESS, secrets);
+}
+
+/// Scrubs every log line from now on of `owner`'s `secrets` (a tenant's),
+/// in place of what it had; unchanged secrets cost a comparison.
+pub fn set(owner: &str, secrets: &Secrets) {
+    if let Ok(mut pool) = POOL.write() {
+        pool.set(owner, secrets);
+    }
+}
+
+/// Stops scrubbing `owner`'s secrets (a tenant gone).
+pub fn remove(owner: &str) {
+    if let Ok(mut pool) = POOL.write() {
+        pool.remove(owner);
     }
 }
 
@@ -32,10 +51,11 @@ impl std::io::Write for ScrubbedStderr {
     // The formatter hands over each event whole in one write, so a secret is
     // never split across two calls.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let scrubbed = SECRETS
+        let scrubbed = POOL
             .read()
             .ok()
-            .and_then(|s| s.as_ref().map(|s| s.scrub(&String::from_utf8_lossy(buf))));
+            .filter(|pool| !pool.is_empty())
+            .map(|pool| pool.scrub(&String::from_utf8_lossy(buf)));
         crate::progress::suspend(|| {
             let mut err = std::io::stderr().lock();
             match scrubbed {

@@ -515,6 +515,63 @@ fn one_tenant_with_a_wrong_secret_and_one_hostile_do_not_disturb_the_good_one() 
     assert!(log.contains("tenant=wrong"), "{log}");
 }
 
+/// Every tenant's secret is scrubbed from the one log they share: three
+/// tenants whose component quotes its own secret in a rate-limit message
+/// the host logs at each retry; then one secret is rotated (its file
+/// rewritten, read again at the next sync) and the new one is scrubbed too.
+#[test]
+fn every_tenants_secret_is_scrubbed_from_the_shared_log_and_a_rotated_one_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |i: usize, round: usize| format!("t{i}-r{round}-Zq8vN3kTpx92LmW0rYc4");
+    let mut tenants = String::new();
+    for i in 0..3 {
+        let file = dir.path().join(format!("secret-{i}"));
+        std::fs::write(&file, secret(i, 0)).unwrap();
+        tenants += &format!(
+            "[[tenant]]\nid = \"echo-{i}\"\ninterval = \"1s\"\ncomponent = \"{}\"\n[tenant.settings]\nbehaviour = \"echo-log\"\napi-id = \"id-{i}\"\n[tenant.secrets]\napi-secret = {{ file = \"{}\" }}\n\n",
+            fixture_component("rogue_connector").display(),
+            file.display()
+        );
+    }
+    let file = dir.path().join("tenants.toml");
+    std::fs::write(&file, tenants).unwrap();
+    let serve = Serve::in_dir(
+        dir.path(),
+        &["--max-retries", "2", "--tenants", file.to_str().unwrap()],
+        &[],
+    );
+    let failed = |t: &Value| t["last"]["outcome"] == "failure";
+    for i in 0..3 {
+        serve.wait_for(&format!("echo-{i}"), "failed", failed);
+    }
+    let before = serve.wait_for("echo-0", "failed", failed)["last"]["job"].clone();
+    std::fs::write(dir.path().join("secret-0"), secret(0, 1)).unwrap();
+    // A sync that started after the rotation: the one after the next.
+    let next = serve.wait_for("echo-0", "synced again", |t| {
+        failed(t) && t["last"]["job"] != before
+    })["last"]["job"]
+        .clone();
+    serve.wait_for("echo-0", "synced with the new secret", |t| {
+        failed(t) && t["last"]["job"] != before && t["last"]["job"] != next
+    });
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for s in [secret(0, 0), secret(0, 1), secret(1, 0), secret(2, 0)] {
+        for run in s.as_bytes().windows(8) {
+            let run = std::str::from_utf8(run).unwrap();
+            assert!(!log.contains(run), "{run:?} of a secret in the log:\n{log}");
+        }
+    }
+    for i in 0..3 {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("tenant=echo-{i}"))
+                    && l.contains("slow down, [redacted]")),
+            "echo-{i}'s retries are logged, scrubbed:\n{log}"
+        );
+    }
+}
+
 #[test]
 fn sigterm_during_a_sync_exits_0_within_the_grace_period_and_keeps_the_previous_file() {
     let sim = sim(2000, 20, 2000);

@@ -38,7 +38,23 @@ const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Clone, Default)]
 pub struct Secrets {
     forms: Vec<Zeroizing<String>>,
+    /// What `scrub` looks text up in: the forms' pieces.
+    pieces: Pieces,
 }
+
+/// Two sets are equal when they hide the same forms.
+impl PartialEq for Secrets {
+    fn eq(&self, other: &Secrets) -> bool {
+        self.forms.len() == other.forms.len()
+            && self
+                .forms
+                .iter()
+                .zip(&other.forms)
+                .all(|(a, b)| a.as_str() == b.as_str())
+    }
+}
+
+impl Eq for Secrets {}
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,9 +83,15 @@ impl Secrets {
                 forms.push(Zeroizing::new(URL_SAFE.encode(pair.as_bytes())));
             }
         }
+        Secrets::of_forms(forms)
+    }
+
+    /// The set of `forms`, sorted and without repeats, and its index.
+    fn of_forms(mut forms: Vec<Zeroizing<String>>) -> Secrets {
         forms.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         forms.dedup_by(|a, b| a.as_str() == b.as_str());
-        Secrets { forms }
+        let pieces = Pieces::of(&forms);
+        Secrets { forms, pieces }
     }
 
     /// These secrets and `secret` too (a password the host learns while it
@@ -83,9 +105,7 @@ impl Secrets {
     pub fn merged(&self, other: &Secrets) -> Secrets {
         let mut forms = self.forms.clone();
         forms.extend(other.forms.iter().cloned());
-        forms.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        forms.dedup_by(|a, b| a.as_str() == b.as_str());
-        Secrets { forms }
+        Secrets::of_forms(forms)
     }
 
     /// No secret to hide.
@@ -99,30 +119,34 @@ impl Secrets {
         if self.forms.is_empty() {
             return text.to_string();
         }
-        let bytes = text.as_bytes();
-        let mut hidden = vec![false; bytes.len()];
-        for form in &self.forms {
-            mark(bytes, form.as_bytes(), &mut hidden);
-        }
-        if !hidden.contains(&true) {
-            return text.to_string();
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut in_secret = false;
-        for (i, c) in text.char_indices() {
-            // A character is hidden when any of its bytes is.
-            if hidden[i..i + c.len_utf8()].contains(&true) {
-                if !in_secret {
-                    out.push_str(REDACTED);
-                }
-                in_secret = true;
-            } else {
-                out.push(c);
-                in_secret = false;
-            }
-        }
-        out
+        scrub_with(&self.pieces, text)
     }
+}
+
+/// `text` with every byte `pieces` cover replaced, a run of them by one
+/// `[redacted]`.
+fn scrub_with(pieces: &Pieces, text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut hidden = vec![false; bytes.len()];
+    pieces.mark(bytes, &mut hidden);
+    if !hidden.contains(&true) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_secret = false;
+    for (i, c) in text.char_indices() {
+        // A character is hidden when any of its bytes is.
+        if hidden[i..i + c.len_utf8()].contains(&true) {
+            if !in_secret {
+                out.push_str(REDACTED);
+            }
+            in_secret = true;
+        } else {
+            out.push(c);
+            in_secret = false;
+        }
+    }
+    out
 }
 
 /// The forms a component may print a secret in: as is, JSON-escaped,
@@ -201,27 +225,165 @@ fn lower_hex(percent: &str) -> String {
     out
 }
 
-/// Marks in `hidden` every byte of `text` covered by a run of `form`, or by a
-/// prefix of it cut short at the end of the text or before an ellipsis.
-fn mark(text: &[u8], form: &[u8], hidden: &mut [bool]) {
-    let run = MIN_RUN.min(form.len());
-    if text.len() < MIN_LEN {
-        return;
-    }
-    let runs: std::collections::HashSet<&[u8]> = form.windows(run).collect();
-    if text.len() >= run {
-        for (at, window) in text.windows(run).enumerate() {
-            if runs.contains(window) {
-                hidden[at..at + run].fill(true);
-            }
+/// Every piece of a set of forms that scrubbing looks for, as keyed hashes:
+/// each form's runs of [`MIN_RUN`] bytes (a shorter form's whole self), and
+/// its prefixes of [`MIN_LEN`] bytes and more that are shorter than a run.
+/// Scrubbing then costs a few lookups a byte of text, however many secrets
+/// there are (a service's log is scrubbed of every tenant's). Kept as
+/// hashes under a key drawn at start, so the index holds no piece of a
+/// secret in clear (the forms themselves are zeroized when dropped).
+#[derive(Clone, Default)]
+struct Pieces {
+    /// By length, `MIN_LEN..=MIN_RUN`: runs (and whole short forms).
+    runs: [Keys; MIN_RUN - MIN_LEN + 1],
+    /// By length, `MIN_LEN..MIN_RUN`: prefixes cut short.
+    prefixes: [Keys; MIN_RUN - MIN_LEN],
+}
+
+type Keys = std::collections::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
+impl Pieces {
+    fn of<'a>(forms: impl IntoIterator<Item = &'a Zeroizing<String>>) -> Pieces {
+        let mut pieces = Pieces::default();
+        for form in forms {
+            pieces.add(form.as_bytes());
         }
+        pieces
     }
-    for cut in cut_points(text) {
+
+    fn add(&mut self, form: &[u8]) {
+        if form.len() < MIN_LEN {
+            return;
+        }
+        let run = MIN_RUN.min(form.len());
+        let runs = &mut self.runs[run - MIN_LEN];
+        for window in form.windows(run) {
+            runs.insert(key(window));
+        }
         for len in MIN_LEN..run {
-            if len <= cut && form.starts_with(&text[cut - len..cut]) {
-                hidden[cut - len..cut].fill(true);
+            self.prefixes[len - MIN_LEN].insert(key(&form[..len]));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.runs.iter().all(|s| s.is_empty())
+    }
+
+    /// Marks in `hidden` every byte of `text` covered by a run of a form, or
+    /// by a prefix of one cut short at the end of the text or before an
+    /// ellipsis.
+    fn mark(&self, text: &[u8], hidden: &mut [bool]) {
+        if text.len() < MIN_LEN || self.is_empty() {
+            return;
+        }
+        for (i, set) in self.runs.iter().enumerate() {
+            let run = MIN_LEN + i;
+            if set.is_empty() || text.len() < run {
+                continue;
+            }
+            for (at, window) in text.windows(run).enumerate() {
+                if set.contains(&key(window)) {
+                    hidden[at..at + run].fill(true);
+                }
             }
         }
+        for cut in cut_points(text) {
+            for (i, set) in self.prefixes.iter().enumerate() {
+                let len = MIN_LEN + i;
+                if len <= cut && !set.is_empty() && set.contains(&key(&text[cut - len..cut])) {
+                    hidden[cut - len..cut].fill(true);
+                }
+            }
+        }
+    }
+}
+
+/// The keyed hash of a piece. 64 bits: a chance hit among a million pieces
+/// is about one in 10^13 a lookup.
+fn key(piece: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(Default::default).hash_one(piece)
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; any other input is folded in whole.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Many owners' secrets, scrubbed together (a service's log holds every
+/// tenant's lines). Setting an owner's unchanged set again costs a
+/// comparison, a new owner's set is added to the index, and a changed or
+/// removed one (a rotated secret, a tenant gone) rebuilds the index from
+/// every owner's forms: rare, and about 25 µs an owner.
+#[derive(Default)]
+pub struct SecretPool {
+    owners: std::collections::HashMap<String, Secrets>,
+    pieces: Pieces,
+}
+
+impl SecretPool {
+    /// Makes `secrets` the set of `owner`; false when it already was.
+    pub fn set(&mut self, owner: &str, secrets: &Secrets) -> bool {
+        if self.owners.get(owner).is_some_and(|old| old == secrets) {
+            return false;
+        }
+        // Only the forms are kept: the owner's own index would double the
+        // memory.
+        let forms = Secrets {
+            forms: secrets.forms.clone(),
+            pieces: Pieces::default(),
+        };
+        match self.owners.insert(owner.to_string(), forms) {
+            Some(_) => {
+                self.rebuild();
+                true
+            }
+            None => {
+                for form in &secrets.forms {
+                    self.pieces.add(form.as_bytes());
+                }
+                true
+            }
+        }
+    }
+
+    /// Forgets `owner`'s secrets.
+    pub fn remove(&mut self, owner: &str) {
+        if self.owners.remove(owner).is_some() {
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.pieces = Pieces::of(self.owners.values().flat_map(|s| &s.forms));
+    }
+
+    /// No secret to hide.
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// [`Secrets::scrub`] with every owner's secrets.
+    pub fn scrub(&self, text: &str) -> String {
+        scrub_with(&self.pieces, text)
     }
 }
 
@@ -367,5 +529,97 @@ mod tests {
             let out = s.scrub(&text);
             assert_eq!(out, "detail: [redacted]", "{text}");
         }
+    }
+
+    #[test]
+    fn a_short_secret_is_hidden_whole_and_cut_short() {
+        let s = Secrets::new(["k9#Qz"], std::iter::empty::<&str>());
+        assert_eq!(s.scrub("key k9#Qz here"), "key [redacted] here");
+        assert_eq!(s.scrub("key k9#Q"), "key [redacted]");
+        assert_eq!(s.scrub("k9#Q..."), "[redacted]...");
+        assert_eq!(
+            s.scrub("key k9# here"),
+            "key k9# here",
+            "3 characters are left"
+        );
+    }
+
+    /// The definition the index stands for, one form at a time.
+    fn reference(forms: &[&str], text: &str) -> Vec<bool> {
+        let bytes = text.as_bytes();
+        let mut hidden = vec![false; bytes.len()];
+        for form in forms.iter().map(|f| f.as_bytes()) {
+            let run = MIN_RUN.min(form.len());
+            if bytes.len() < MIN_LEN || form.len() < MIN_LEN {
+                continue;
+            }
+            for at in 0..bytes.len().saturating_sub(run - 1) {
+                if form.windows(run).any(|w| w == &bytes[at..at + run]) {
+                    hidden[at..at + run].fill(true);
+                }
+            }
+            for cut in cut_points(bytes) {
+                for len in MIN_LEN..run {
+                    if len <= cut && form.starts_with(&bytes[cut - len..cut]) {
+                        hidden[cut - len..cut].fill(true);
+                    }
+                }
+            }
+        }
+        hidden
+    }
+
+    #[test]
+    fn the_index_hides_what_the_definition_does() {
+        let forms = ["Zq8/vN+3kT@p", "k9#Qz", "abcd", "xY7!xY7!xY7!q"];
+        let pieces = Pieces::of(&forms.map(|f| Zeroizing::new(f.to_string())));
+        // Texts of pieces of the forms, cut anywhere, and filler.
+        let alphabet: Vec<&str> = forms
+            .iter()
+            .flat_map(|f| (0..f.len()).map(move |i| &f[i..]))
+            .chain(["..", ".", "…", " ", "Zq8", "q", "xY7!xY"])
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..2_000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 5 + 1) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let piece = alphabet[(seed % alphabet.len() as u64) as usize];
+                let end = (seed >> 32) as usize % (piece.len() + 1);
+                text.push_str(piece.get(..end).unwrap_or(piece));
+            }
+            let mut got = vec![false; text.len()];
+            pieces.mark(text.as_bytes(), &mut got);
+            assert_eq!(got, reference(&forms, &text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_pool_scrubs_every_owner_and_replaces_one_alone() {
+        let a = Secrets::new(["alpha-secret-0001"], std::iter::empty::<&str>());
+        let b = Secrets::new(["bravo-secret-0002"], std::iter::empty::<&str>());
+        let mut pool = SecretPool::default();
+        assert!(pool.is_empty());
+        assert!(pool.set("a", &a));
+        assert!(pool.set("b", &b));
+        assert!(!pool.set("a", &a), "the same set again changes nothing");
+        let line = "a alpha-secret-0001 b bravo-secret-0002";
+        assert_eq!(pool.scrub(line), "a [redacted] b [redacted]");
+
+        // A rotated secret: the old one is no longer looked for, b's still
+        // is, though the two share runs ("-secret-000").
+        let a2 = Secrets::new(["alpha-rotated-9999"], std::iter::empty::<&str>());
+        assert!(pool.set("a", &a2));
+        assert_eq!(
+            pool.scrub("alpha-rotated-9999 bravo-secret-0002"),
+            "[redacted] [redacted]"
+        );
+        assert_eq!(pool.scrub("alpha-s"), "alpha-s", "seven characters, no run");
+        pool.remove("b");
+        assert_eq!(pool.scrub("bravo-secret-0002"), "bravo-secret-0002");
+        pool.remove("a");
+        assert!(pool.is_empty());
     }
 }

@@ -130,8 +130,6 @@ pub struct Service {
     engine: Engine,
     components: Mutex<HashMap<PathBuf, Result<Arc<Loaded>, String>>>,
     tenants: RwLock<BTreeMap<String, Arc<TenantState>>>,
-    /// Each tenant's secrets, for the log scrubber.
-    secrets: Mutex<BTreeMap<String, Secrets>>,
     slots: Semaphore,
     pub metrics: Metrics,
     /// No new job starts once this is cancelled.
@@ -150,7 +148,6 @@ impl Service {
             engine,
             components: Mutex::new(HashMap::new()),
             tenants: RwLock::new(BTreeMap::new()),
-            secrets: Mutex::new(BTreeMap::new()),
             slots: Semaphore::new(max_concurrent.max(1)),
             metrics: Metrics::new(),
             stopping: CancellationToken::new(),
@@ -215,7 +212,6 @@ impl Service {
                 if let Some(state) = map.remove(&id) {
                     state.removed.cancel();
                     self.metrics.forget(&id);
-                    lock(&self.secrets).remove(&id);
                     tracing::info!(tenant = %id, "tenant removed");
                 }
             }
@@ -282,7 +278,16 @@ impl Service {
                             due = since + spread(read(&state.spec).interval);
                         }
                     }
-                    _ = state.removed.cancelled() => return,
+                    _ = state.removed.cancelled() => {
+                        // Its last sync has ended: its secrets are no longer
+                        // scrubbed, unless the tenant came back meanwhile
+                        // (a reload), whose syncs set them again.
+                        let id = read(&state.spec).id.clone();
+                        if !read(&self.tenants).contains_key(&id) {
+                            crate::redact::remove(&id);
+                        }
+                        return;
+                    }
                     _ = self.stopping.cancelled() => return,
                 }
             }
@@ -619,14 +624,9 @@ impl Service {
         r
     }
 
-    /// Adds a tenant's secrets to what every log line is scrubbed of.
+    /// Makes a tenant's secrets what every log line is scrubbed of for it.
     fn install_secrets(&self, tenant: &str, secrets: &Secrets) {
-        let mut all = lock(&self.secrets);
-        all.insert(tenant.to_string(), secrets.clone());
-        let union = all
-            .values()
-            .fold(Secrets::default(), |acc, s| acc.merged(s));
-        crate::redact::install(&union);
+        crate::redact::set(tenant, secrets);
     }
 
     /// `/v1/tenants`: each tenant, its state and last sync.
