@@ -61,7 +61,9 @@ demo: build
 
 bench: build
 	$(CARGO) build --release -p sync-store --example write_bench
+	$(CARGO) build --release -p connector-runtime --example scrub_bench
 	bash scripts/bench.sh $(BENCH_USERS) $(BENCH_GROUPS) $(BENCH_MEMBERSHIPS) $(BENCH_LATENCY_MS)
+	target/release/examples/scrub_bench
 
 # A soak of `serve`: SERVE_TENANTS tenants of SERVE_USERS users each, on one
 # simulator, syncing every SERVE_INTERVAL seconds for SERVE_SECONDS.
