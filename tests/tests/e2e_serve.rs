@@ -360,6 +360,18 @@ fn serve_with_the_environment_alone_syncs_and_serves_health_metrics_and_the_file
         t["last"]["job"] == job.as_str()
     });
     assert_eq!(t["last"]["outcome"], "success");
+    // The job is 16 hex digits; its times are RFC 3339 UTC, in order.
+    assert!(
+        job.len() == 16 && job.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{job}"
+    );
+    let at = |k: &str| {
+        let text = t["last"][k].as_str().unwrap();
+        assert!(text.ends_with('Z') && text.len() == 20, "{k}: {text}");
+        text.to_string()
+    };
+    assert!(at("started_at") <= at("finished_at"), "{t}");
+    assert_eq!(t["last"]["counts"]["resources"]["user"], 300, "{t}");
 
     let (code, took, log) = serve.stop();
     assert_eq!(code, Some(0), "{log}");

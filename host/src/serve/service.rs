@@ -64,22 +64,50 @@ struct Loaded {
 }
 
 /// Where a tenant's job stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Idle,
     /// Waiting for a free sync slot.
-    Queued(String),
-    Running(String),
+    Queued(JobId),
+    Running(JobId),
+}
+
+/// A job's id, 16 hex digits in the API and the logs. A number, not a
+/// string: a tenant's slot and report outlive its jobs, and what they hold
+/// is rewritten in place rather than allocated anew at each job (the
+/// long-lived allocations of many tenants, placed among a job's short-lived
+/// ones, would keep pages resident that are otherwise given back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobId(u64);
+
+impl JobId {
+    fn new() -> JobId {
+        JobId(rand::random())
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// A tenant's last finished sync, as `/v1/tenants` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    pub job: String,
+    pub job: JobId,
     /// `success`, `failure` or `cancelled`.
     pub outcome: &'static str,
-    pub started_at: String,
-    pub finished_at: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "rfc3339")]
+    pub finished_at: SystemTime,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_id: Option<String>,
@@ -92,7 +120,7 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Counts {
     pub resources: BTreeMap<String, u64>,
     pub entitlements: u64,
@@ -121,7 +149,7 @@ pub struct TenantState {
 /// Why a sync could not be started now.
 pub enum StartRefused {
     NoSuchTenant,
-    Busy(String),
+    Busy(JobId),
     Stopping,
 }
 
@@ -295,11 +323,11 @@ impl Service {
             let job = {
                 let mut slot = lock(&state.slot);
                 match &*slot {
-                    Slot::Queued(id) => id.clone(),
+                    Slot::Queued(id) => *id,
                     Slot::Running(_) => continue,
                     Slot::Idle => {
-                        let id = new_job_id();
-                        *slot = Slot::Queued(id.clone());
+                        let id = JobId::new();
+                        *slot = Slot::Queued(id);
                         id
                     }
                 }
@@ -312,7 +340,7 @@ impl Service {
     }
 
     /// Asks for a sync of `tenant` now: its job id, or why not.
-    pub fn start_now(&self, tenant: &str) -> Result<String, StartRefused> {
+    pub fn start_now(&self, tenant: &str) -> Result<JobId, StartRefused> {
         if self.stopping.is_cancelled() {
             return Err(StartRefused::Stopping);
         }
@@ -323,16 +351,16 @@ impl Service {
         let mut slot = lock(&state.slot);
         match &*slot {
             Slot::Idle => {
-                let id = new_job_id();
-                *slot = Slot::Queued(id.clone());
+                let id = JobId::new();
+                *slot = Slot::Queued(id);
                 state.wake.notify_one();
                 Ok(id)
             }
-            Slot::Queued(id) | Slot::Running(id) => Err(StartRefused::Busy(id.clone())),
+            Slot::Queued(id) | Slot::Running(id) => Err(StartRefused::Busy(*id)),
         }
     }
 
-    async fn run_job(self: Arc<Self>, state: Arc<TenantState>, job: String) {
+    async fn run_job(self: Arc<Self>, state: Arc<TenantState>, job: JobId) {
         // Waiting for a slot ends with the service.
         let permit = tokio::select! {
             p = self.slots.acquire() => p,
@@ -342,7 +370,7 @@ impl Service {
             }
         };
         let Ok(_permit) = permit else { return };
-        *lock(&state.slot) = Slot::Running(job.clone());
+        *lock(&state.slot) = Slot::Running(job);
         let spec = read(&state.spec).clone();
         let started_at = SystemTime::now();
         let started = Instant::now();
@@ -354,30 +382,10 @@ impl Service {
             .await;
         self.metrics.running(false);
         let seconds = started.elapsed().as_secs_f64();
-        let mut report = Report {
-            job,
-            outcome: "cancelled",
-            started_at: rfc3339(started_at),
-            finished_at: rfc3339(SystemTime::now()),
-            seconds,
-            sync_id: None,
-            counts: None,
-            http_requests: 0,
-            retries: 0,
-            error: None,
-        };
-        match ended {
+        const STOPPED: &str = "the service stopped during the sync; its progress is kept";
+        let (outcome, http_requests, retries, sync_id, counts, error) = match &ended {
             Some(Ok(done)) => {
                 let s = &done.stats;
-                report.outcome = "success";
-                report.sync_id = done.sync_id.clone();
-                report.http_requests = s.http_requests;
-                report.retries = s.retries;
-                report.counts = Some(Counts {
-                    resources: s.resources.clone(),
-                    entitlements: s.entitlements,
-                    grants: s.grants,
-                });
                 span.in_scope(|| {
                     tracing::info!(
                         "synced in {seconds:.2} s: {} resources, {} entitlements, {} grants, {} requests",
@@ -387,28 +395,76 @@ impl Service {
                         s.http_requests
                     )
                 });
+                let counts = (&s.resources, s.entitlements, s.grants);
+                let id = done.sync_id.as_deref();
+                (
+                    "success",
+                    s.http_requests,
+                    s.retries,
+                    id,
+                    Some(counts),
+                    None,
+                )
             }
             Some(Err(failed)) => {
-                report.outcome = "failure";
-                report.http_requests = failed.http_requests;
-                report.error = Some(failed.line.clone());
                 span.in_scope(|| tracing::error!("sync failed: {}", failed.line));
+                let line = Some(failed.line.as_str());
+                ("failure", failed.http_requests, 0, None, None, line)
             }
             None => {
-                report.error =
-                    Some("the service stopped during the sync; its progress is kept".into());
                 span.in_scope(|| tracing::warn!("sync cancelled: the service is stopping"));
+                ("cancelled", 0, 0, None, None, Some(STOPPED))
             }
-        }
+        };
         self.metrics.record(&Outcome {
             tenant: &spec.id,
-            outcome: report.outcome,
+            outcome,
             seconds,
-            http_requests: report.http_requests,
-            retries: report.retries,
-            counts: report.counts.as_ref().map(|c| (&c.resources, c.grants)),
+            http_requests,
+            retries,
+            counts: counts.map(|(resources, _, grants)| (resources, grants)),
         });
-        *lock(&state.last) = Some(report);
+        {
+            let mut last = lock(&state.last);
+            let report = last.get_or_insert_with(|| Report {
+                job,
+                outcome,
+                started_at,
+                finished_at: started_at,
+                seconds,
+                sync_id: None,
+                counts: None,
+                http_requests,
+                retries,
+                error: None,
+            });
+            report.job = job;
+            report.outcome = outcome;
+            report.started_at = started_at;
+            report.finished_at = SystemTime::now();
+            report.seconds = seconds;
+            report.http_requests = http_requests;
+            report.retries = retries;
+            set_text(&mut report.sync_id, sync_id);
+            set_text(&mut report.error, error);
+            match counts {
+                Some((resources, entitlements, grants)) => {
+                    let c = report.counts.get_or_insert_with(Counts::default);
+                    c.resources.retain(|k, _| resources.contains_key(k));
+                    for (k, v) in resources {
+                        match c.resources.get_mut(k) {
+                            Some(n) => *n = *v,
+                            None => {
+                                c.resources.insert(k.clone(), *v);
+                            }
+                        }
+                    }
+                    c.entitlements = entitlements;
+                    c.grants = grants;
+                }
+                None => report.counts = None,
+            }
+        }
         *lock(&state.slot) = Slot::Idle;
     }
 
@@ -638,8 +694,8 @@ impl Service {
                 let spec = read(&state.spec);
                 let (status, job) = match &*lock(&state.slot) {
                     Slot::Idle => ("idle", None),
-                    Slot::Queued(j) => ("queued", Some(j.clone())),
-                    Slot::Running(j) => ("running", Some(j.clone())),
+                    Slot::Queued(j) => ("queued", Some(*j)),
+                    Slot::Running(j) => ("running", Some(*j)),
                 };
                 serde_json::json!({
                     "id": id,
@@ -799,16 +855,24 @@ where
     })
 }
 
-fn new_job_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// Sets `slot` to `value`, rewriting the string it holds rather than
+/// allocating another ([`JobId`] says why).
+fn set_text(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(s), Some(v)) => {
+            s.clear();
+            s.push_str(v);
+        }
+        (_, v) => *slot = v.map(str::to_string),
+    }
 }
 
 fn jitter(up_to: Duration) -> Duration {
     up_to.mul_f64(rand::random::<f64>())
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_seconds(*t))
 }
 
 /// A tenant's data directory, readable by this user alone.
