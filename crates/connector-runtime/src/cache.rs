@@ -74,6 +74,7 @@ impl Cache {
         &self,
         engine: &Engine,
         bytes: &[u8],
+        compile: impl FnOnce(&[u8]) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<(Component, bool)> {
         let key = Key::new(engine, bytes);
         let path = self.dir.join(key.file_name());
@@ -95,12 +96,13 @@ impl Cache {
             Ok(None) => {}
             Err(why) => tracing::debug!(entry = %path.display(), "cache entry ignored: {why}"),
         }
-        let code = engine.precompile_component(bytes)?;
+        let code = compile(bytes)?;
         if let Err(e) = self.store(&path, &key, &code) {
             tracing::debug!("could not cache the compiled component: {e:#}");
         }
-        // SAFETY: `code` was produced by `precompile_component` on this very
-        // engine just above, in memory.
+        // SAFETY: `code` was produced by `precompile_component` just above,
+        // in memory, by `compile` (this engine or one of its configuration;
+        // wasmtime checks the version and settings once more).
         let component = unsafe { Component::deserialize(engine, &code)? };
         Ok((component, false))
     }
@@ -244,9 +246,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("c")).unwrap();
         let e = engine();
-        let (_, hit) = cache.load_or_compile(&e, &bytes()).unwrap();
+        let (_, hit) = cache
+            .load_or_compile(&e, &bytes(), |b| e.precompile_component(b))
+            .unwrap();
         assert!(!hit);
-        let (_, hit) = cache.load_or_compile(&e, &bytes()).unwrap();
+        let (_, hit) = cache
+            .load_or_compile(&e, &bytes(), |b| e.precompile_component(b))
+            .unwrap();
         assert!(hit);
     }
 
@@ -255,7 +261,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("c")).unwrap();
         let e = engine();
-        cache.load_or_compile(&e, &bytes()).unwrap();
+        cache
+            .load_or_compile(&e, &bytes(), |b| e.precompile_component(b))
+            .unwrap();
         let entry = std::fs::read_dir(cache.dir())
             .unwrap()
             .map(|d| d.unwrap().path())
@@ -270,7 +278,9 @@ mod tests {
             std::fs::write(&entry, &bad).unwrap();
             let key = Key::new(&e, &bytes());
             assert!(cache.read(&entry, &key).is_err());
-            let (_, hit) = cache.load_or_compile(&e, &bytes()).unwrap();
+            let (_, hit) = cache
+                .load_or_compile(&e, &bytes(), |b| e.precompile_component(b))
+                .unwrap();
             assert!(!hit, "a bad entry is never loaded");
         }
         // An entry made for other bytes is not this component's.

@@ -52,6 +52,8 @@ impl Default for EngineConfig {
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) engine: wasmtime::Engine,
+    /// What `engine` was made with, for the engines that compile.
+    wasmtime_config: Config,
     cache: Option<Cache>,
     _ticker: Arc<EpochTicker>,
 }
@@ -61,23 +63,43 @@ impl Engine {
     /// interruption, and the compiled-component cache when its directory can
     /// be trusted.
     pub fn new(config: &EngineConfig) -> Result<Engine, LoadError> {
-        let engine = match wasmtime::Engine::new(&wasmtime_config(config, true)) {
-            Ok(e) => e,
+        let pooled = wasmtime_config(config, true);
+        let (engine, wasmtime_config) = match wasmtime::Engine::new(&pooled) {
+            Ok(e) => (e, pooled),
             Err(e) => {
                 // A machine that will not reserve the pool's address space
                 // (a tight `ulimit -v`) still runs, allocating on demand.
                 tracing::debug!("pooling allocator unavailable ({e:#}); allocating on demand");
-                wasmtime::Engine::new(&wasmtime_config(config, false))
-                    .map_err(|e| LoadError::Engine(format!("{e:#}")))?
+                let plain = wasmtime_config(config, false);
+                let engine = wasmtime::Engine::new(&plain)
+                    .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+                (engine, plain)
             }
         };
         let cache = config.cache_dir.as_deref().and_then(Cache::open);
         let ticker = EpochTicker::start(&engine);
         Ok(Engine {
             engine,
+            wasmtime_config,
             cache,
             _ticker: Arc::new(ticker),
         })
+    }
+
+    /// Compiles `bytes` in an engine of the same configuration made for it
+    /// and dropped at once: a compiler keeps its working memory for reuse
+    /// while its engine lives (6 MiB of heap after compiling the Ironclad
+    /// component), which in the long-lived engine would be for the whole
+    /// life of the process. This engine compiles when another cannot be
+    /// made.
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        match wasmtime::Engine::new(&self.wasmtime_config) {
+            Ok(once) => once.precompile_component(bytes),
+            Err(e) => {
+                tracing::debug!("compiling in the shared engine: {e:#}");
+                self.engine.precompile_component(bytes)
+            }
+        }
     }
 
     /// Reads, compiles (or takes from the cache), checks and links a
@@ -114,12 +136,16 @@ impl Engine {
         };
         let (component, cached) = match &self.cache {
             Some(cache) => cache
-                .load_or_compile(&self.engine, bytes)
+                .load_or_compile(&self.engine, bytes, |b| self.compile(b))
                 .map_err(invalid)?,
-            None => (
-                wasmtime::component::Component::new(&self.engine, bytes).map_err(invalid)?,
-                false,
-            ),
+            None => {
+                let code = self.compile(bytes).map_err(invalid)?;
+                // SAFETY: `code` was produced by `precompile_component` just
+                // above, in memory, by an engine of this one's configuration;
+                // wasmtime checks its version and settings once more.
+                let c = unsafe { wasmtime::component::Component::deserialize(&self.engine, &code) };
+                (c.map_err(invalid)?, false)
+            }
         };
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
