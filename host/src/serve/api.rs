@@ -119,7 +119,14 @@ async fn metrics(State(api): State<Api>) -> Response {
 }
 
 async fn tenants(State(api): State<Api>) -> Response {
-    Json(api.service.tenants_json()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        api.service.tenants_json(),
+    )
+        .into_response()
 }
 
 async fn start_sync(State(api): State<Api>, Path(id): Path<String>) -> Response {
