@@ -42,20 +42,6 @@ pub struct Secrets {
     pieces: Pieces,
 }
 
-/// Two sets are equal when they hide the same forms.
-impl PartialEq for Secrets {
-    fn eq(&self, other: &Secrets) -> bool {
-        self.forms.len() == other.forms.len()
-            && self
-                .forms
-                .iter()
-                .zip(&other.forms)
-                .all(|(a, b)| a.as_str() == b.as_str())
-    }
-}
-
-impl Eq for Secrets {}
-
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Secrets({} forms hidden)", self.forms.len())
@@ -335,34 +321,30 @@ impl std::hash::Hasher for Prehashed {
 /// every owner's forms: rare, and about 25 µs an owner.
 #[derive(Default)]
 pub struct SecretPool {
-    owners: std::collections::HashMap<String, Secrets>,
+    /// Each owner's forms, without their index (it would double the
+    /// memory): what the pool's index is rebuilt from.
+    owners: std::collections::HashMap<String, Vec<Zeroizing<String>>>,
     pieces: Pieces,
 }
 
 impl SecretPool {
     /// Makes `secrets` the set of `owner`; false when it already was.
     pub fn set(&mut self, owner: &str, secrets: &Secrets) -> bool {
-        if self.owners.get(owner).is_some_and(|old| old == secrets) {
+        if self.owners.get(owner) == Some(&secrets.forms) {
             return false;
         }
-        // Only the forms are kept: the owner's own index would double the
-        // memory.
-        let forms = Secrets {
-            forms: secrets.forms.clone(),
-            pieces: Pieces::default(),
-        };
-        match self.owners.insert(owner.to_string(), forms) {
-            Some(_) => {
-                self.rebuild();
-                true
-            }
-            None => {
-                for form in &secrets.forms {
-                    self.pieces.add(form.as_bytes());
-                }
-                true
+        if self
+            .owners
+            .insert(owner.to_string(), secrets.forms.clone())
+            .is_some()
+        {
+            self.rebuild();
+        } else {
+            for form in &secrets.forms {
+                self.pieces.add(form.as_bytes());
             }
         }
+        true
     }
 
     /// Forgets `owner`'s secrets.
@@ -373,7 +355,7 @@ impl SecretPool {
     }
 
     fn rebuild(&mut self) {
-        self.pieces = Pieces::of(self.owners.values().flat_map(|s| &s.forms));
+        self.pieces = Pieces::of(self.owners.values().flatten());
     }
 
     /// No secret to hide.

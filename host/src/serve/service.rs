@@ -72,11 +72,8 @@ enum Slot {
     Running(JobId),
 }
 
-/// A job's id, 16 hex digits in the API and the logs. A number, not a
-/// string: a tenant's slot and report outlive its jobs, and what they hold
-/// is rewritten in place rather than allocated anew at each job (the
-/// long-lived allocations of many tenants, placed among a job's short-lived
-/// ones, would keep pages resident that are otherwise given back).
+/// A job's id, 16 hex digits in the API and the logs; a number, so a slot
+/// and a report copy it rather than allocate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobId(u64);
 
@@ -120,7 +117,7 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Counts {
     pub resources: BTreeMap<String, u64>,
     pub entitlements: u64,
@@ -382,10 +379,30 @@ impl Service {
             .await;
         self.metrics.running(false);
         let seconds = started.elapsed().as_secs_f64();
-        const STOPPED: &str = "the service stopped during the sync; its progress is kept";
-        let (outcome, http_requests, retries, sync_id, counts, error) = match &ended {
+        let mut report = Report {
+            job,
+            outcome: "cancelled",
+            started_at,
+            finished_at: SystemTime::now(),
+            seconds,
+            sync_id: None,
+            counts: None,
+            http_requests: 0,
+            retries: 0,
+            error: None,
+        };
+        match ended {
             Some(Ok(done)) => {
                 let s = &done.stats;
+                report.outcome = "success";
+                report.sync_id = done.sync_id.clone();
+                report.http_requests = s.http_requests;
+                report.retries = s.retries;
+                report.counts = Some(Counts {
+                    resources: s.resources.clone(),
+                    entitlements: s.entitlements,
+                    grants: s.grants,
+                });
                 span.in_scope(|| {
                     tracing::info!(
                         "synced in {seconds:.2} s: {} resources, {} entitlements, {} grants, {} requests",
@@ -395,80 +412,31 @@ impl Service {
                         s.http_requests
                     )
                 });
-                let counts = (&s.resources, s.entitlements, s.grants);
-                let id = done.sync_id.as_deref();
-                (
-                    "success",
-                    s.http_requests,
-                    s.retries,
-                    id,
-                    Some(counts),
-                    None,
-                )
             }
             Some(Err(failed)) => {
+                report.outcome = "failure";
+                report.http_requests = failed.http_requests;
+                report.error = Some(failed.line.clone());
                 span.in_scope(|| tracing::error!("sync failed: {}", failed.line));
-                let line = Some(failed.line.as_str());
-                ("failure", failed.http_requests, 0, None, None, line)
             }
             None => {
+                report.error =
+                    Some("the service stopped during the sync; its progress is kept".into());
                 span.in_scope(|| tracing::warn!("sync cancelled: the service is stopping"));
-                ("cancelled", 0, 0, None, None, Some(STOPPED))
-            }
-        };
-        self.metrics.record(&Outcome {
-            tenant: &spec.id,
-            outcome,
-            seconds,
-            http_requests,
-            retries,
-            counts: counts.map(|(resources, _, grants)| (resources, grants)),
-        });
-        {
-            let mut last = lock(&state.last);
-            let report = last.get_or_insert_with(|| Report {
-                job,
-                outcome,
-                started_at,
-                finished_at: started_at,
-                seconds,
-                sync_id: None,
-                counts: None,
-                http_requests,
-                retries,
-                error: None,
-            });
-            report.job = job;
-            report.outcome = outcome;
-            report.started_at = started_at;
-            report.finished_at = SystemTime::now();
-            report.seconds = seconds;
-            report.http_requests = http_requests;
-            report.retries = retries;
-            set_text(&mut report.sync_id, sync_id);
-            set_text(&mut report.error, error);
-            match counts {
-                Some((resources, entitlements, grants)) => {
-                    let c = report.counts.get_or_insert_with(Counts::default);
-                    c.resources.retain(|k, _| resources.contains_key(k));
-                    for (k, v) in resources {
-                        match c.resources.get_mut(k) {
-                            Some(n) => *n = *v,
-                            None => {
-                                c.resources.insert(k.clone(), *v);
-                            }
-                        }
-                    }
-                    c.entitlements = entitlements;
-                    c.grants = grants;
-                }
-                None => report.counts = None,
             }
         }
+        self.metrics.record(&Outcome {
+            tenant: &spec.id,
+            outcome: report.outcome,
+            seconds,
+            http_requests: report.http_requests,
+            retries: report.retries,
+            counts: report.counts.as_ref().map(|c| (&c.resources, c.grants)),
+        });
+        *lock(&state.last) = Some(report);
         *lock(&state.slot) = Slot::Idle;
-        // The job's thread gave its memory back before it answered; what
-        // the report, the metrics and the log lines touched since goes back
-        // now, so a quiet service's resident size is what is live.
+        // Once the whole job is over (its thread, its report, its log
+        // lines): a quiet service's resident size is then what is live.
         crate::memory::release_free();
     }
 
@@ -530,7 +498,7 @@ impl Service {
         }
         let svc = self.clone();
         let span = tracing::info_span!("provision", tenant = %spec.id);
-        on_own_thread(format!("provision-{}", spec.id), async move || {
+        let answer = on_own_thread(format!("provision-{}", spec.id), async move || {
             let mut secrets = Secrets::default();
             let r = svc
                 .provision_inner(&spec, &rates, call, &mut secrets)
@@ -545,7 +513,9 @@ impl Service {
             })
         })
         .await
-        .map_err(|line| ProvisionError::Failed { status: 500, line })?
+        .map_err(|line| ProvisionError::Failed { status: 500, line })?;
+        crate::memory::release_free();
+        answer
     }
 
     async fn provision_inner(
@@ -694,7 +664,11 @@ impl Service {
     /// few allocations for any number of tenants).
     pub fn tenants_json(&self) -> Vec<u8> {
         let map = read(&self.tenants);
-        serde_json::to_vec(&TenantsView(&map)).unwrap_or_else(|_| b"[]".to_vec())
+        let view: Vec<TenantView> = map
+            .iter()
+            .map(|(id, state)| TenantView { id, state })
+            .collect();
+        serde_json::to_vec(&view).unwrap_or_else(|_| b"[]".to_vec())
     }
 
     /// Whether this replica runs `tenant`.
@@ -735,21 +709,8 @@ impl Service {
     }
 }
 
-/// The tenants as `/v1/tenants` shows them, each record read under its
-/// locks while it is written.
-struct TenantsView<'a>(&'a BTreeMap<String, Arc<TenantState>>);
-
-impl Serialize for TenantsView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq as _;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (id, state) in self.0 {
-            seq.serialize_element(&TenantView { id, state })?;
-        }
-        seq.end()
-    }
-}
-
+/// A tenant as `/v1/tenants` shows it, its record read under its locks
+/// while it is written.
 struct TenantView<'a> {
     id: &'a str,
     state: &'a TenantState,
@@ -871,9 +832,8 @@ where
                 Ok(rt) => {
                     let out = rt.block_on(work());
                     // The job's runtime and everything it held go before the
-                    // trim, so the pages they used go back too.
+                    // caller is answered, so its trim gives their pages back.
                     drop(rt);
-                    crate::memory::release_free();
                     let _ = tx.send(out);
                 }
                 Err(e) => tracing::error!("cannot start a job's runtime: {e}"),
@@ -883,18 +843,6 @@ where
     rx.await.map_err(|_| {
         "the job stopped unexpectedly (a bug in the host; the previous file is kept)".to_string()
     })
-}
-
-/// Sets `slot` to `value`, rewriting the string it holds rather than
-/// allocating another ([`JobId`] says why).
-fn set_text(slot: &mut Option<String>, value: Option<&str>) {
-    match (slot.as_mut(), value) {
-        (Some(s), Some(v)) => {
-            s.clear();
-            s.push_str(v);
-        }
-        (_, v) => *slot = v.map(str::to_string),
-    }
 }
 
 fn jitter(up_to: Duration) -> Duration {

@@ -963,7 +963,6 @@ pub(super) fn write_finished(target: &Path, opts: &Options) -> anyhow::Result<Op
             .flatten();
         let Some(stored) = stored else {
             // Killed before its ending commit: continued instead.
-            drop(conn);
             resume::unmark_finished(&partial.dir)?;
             return Ok(None);
         };
